@@ -1,0 +1,5 @@
+"""`python -m tftrain` runs the command-line interface."""
+
+from tftrain.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""The `tftrain` command line: parse, load the config, call the library, map errors to exit codes.
+
+Exit codes: 0 success, 2 usage or config error, 1 runtime error (bad data, NaN stop, I/O).
+Errors print one or two lines on stderr; `--debug` shows the Python traceback too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tftrain import __version__
+from tftrain.errors import ConfigError, TftrainError
+
+overrides_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set train.epochs=3 (repeatable).",
+)
+quiet_option = click.option("--quiet", is_flag=True, help="No progress output.")
+checkpoint_option = click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    help="Which checkpoint: latest, best, or a checkpoint path.",
+)
+run_dir_argument = click.argument("run_dir", type=click.Path(file_okay=False))
+
+
+class Group(click.Group):
+    """Turns tftrain's own errors into a short message and an exit code."""
+
+    def invoke(self, ctx):
+        debug = "--debug" in sys.argv[1:]
+        try:
+            return super().invoke(ctx)
+        except TftrainError as error:
+            if debug:
+                raise
+            click.echo(f"tftrain: {error}", err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("tftrain: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except (OSError, MemoryError) as error:
+            if debug:
+                raise
+            click.echo(f"tftrain: {type(error).__name__}: {error}", err=True)
+            ctx.exit(1)
+        except Exception as error:  # a bug: say so briefly, keep the traceback for --debug
+            if debug:
+                raise
+            click.echo(
+                f"tftrain: internal error: {type(error).__name__}: {error} "
+                f"(run with --debug for the traceback)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tftrain")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+def cli(debug):
+    """Train, evaluate and export TensorFlow models from one YAML config."""
+
+
+def main():
+    cli(prog_name="tftrain")
+
+
+# --- fit ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Default: runs/NAME.")
+@quiet_option
+@click.option("--smoke", is_flag=True, help="A seconds-long check of the whole life cycle.")
+def fit(config_file, overrides, run_dir, quiet, smoke):
+    """Train the model a config describes; resumes if the run directory has checkpoints."""
+    from tftrain.config import load_config
+
+    config = load_config(config_file, overrides)
+    if smoke:
+        from tftrain.runners.smoke import smoke_test
+
+        for line in smoke_test(config, run_dir, quiet=quiet):
+            click.echo(line)
+        return
+    from tftrain.runners.trainer import Trainer
+
+    run_dir = run_dir or str(Path("runs") / config.name)
+    trainer = Trainer(config, run_dir, quiet=quiet)
+    results = trainer.fit()
+    click.echo(f"run directory: {run_dir}")
+    for split, metrics in results.items():
+        click.echo(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+# --- eval ---------------------------------------------------------------------------------
+
+
+@cli.command("eval")
+@run_dir_argument
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test")
+@checkpoint_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metrics.")
+@quiet_option
+def eval_command(run_dir, split, checkpoint, as_json, quiet):
+    """Score a trained run on a split."""
+    from tftrain.runners.evaluate import evaluate_run
+
+    metrics = evaluate_run(run_dir, split=split, checkpoint=checkpoint, quiet=quiet or as_json)
+    if as_json:
+        click.echo(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+@cli.command()
+@run_dir_argument
+@click.option("--format", "format_name", type=click.Choice(["saved_model"]), default="saved_model")
+@click.option("--out", type=click.Path(file_okay=False), help="Default: RUN_DIR/export/FORMAT.")
+@checkpoint_option
+@click.option("--force", is_flag=True, help="Replace an existing export directory.")
+@quiet_option
+def export(run_dir, format_name, out, checkpoint, force, quiet):
+    """Write a SavedModel and check that it reloads and reproduces the trained model."""
+    from tftrain.runners.export import export_run
+
+    report = export_run(
+        run_dir, format_name=format_name, out=out, checkpoint=checkpoint, force=force, quiet=quiet
+    )
+    click.echo(f"exported {format_name} to {report['path']}")
+    click.echo(
+        f"checked: reloaded model matches on {report['examples']} examples "
+        f"(max abs difference {report['max_difference']:.2e})"
+    )
+
+
+# --- predict ------------------------------------------------------------------------------
+
+
+@cli.command()
+@run_dir_argument
+@click.argument("input_file", type=click.Path(dir_okay=False))
+@checkpoint_option
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option(
+    "--format", "format_name", type=click.Choice(["csv", "jsonl"]), help="Default: from --output."
+)
+def predict(run_dir, input_file, checkpoint, output, format_name):
+    """Run a trained model on a CSV or NPZ file of raw features."""
+    from tftrain.runners.predict import predict_file
+
+    if format_name is None:
+        format_name = "jsonl" if output and output.endswith((".jsonl", ".json")) else "csv"
+    text = predict_file(run_dir, input_file, checkpoint=checkpoint, format_name=format_name)
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+# --- models and config --------------------------------------------------------------------
+
+
+@cli.command("models")
+def models_command():
+    """List the model types."""
+    from tftrain.registry import models
+
+    for name, cls in models.items():
+        click.echo(f"{name:12} {cls.description}")
+
+
+@cli.command("datasets")
+def datasets_command():
+    """List the dataset types."""
+    from tftrain.registry import datasets
+
+    for name, cls in datasets.items():
+        click.echo(f"{name:18} {cls.description}")
+
+
+@cli.group("config")
+def config_group():
+    """Show or check a config."""
+
+
+@config_group.command("show")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@overrides_option
+def config_show(config_file, overrides):
+    """Print the fully resolved config, every default included."""
+    from tftrain.config import load_config
+
+    click.echo(load_config(config_file, overrides).to_yaml(), nl=False)
+
+
+@config_group.command("validate")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@overrides_option
+def config_validate(config_file, overrides):
+    """Check a config; exit 2 with the problem if it is invalid."""
+    from tftrain.config import load_config
+
+    config = load_config(config_file, overrides)
+    click.echo(f"{config_file}: valid ({config.model.type} on {config.data.type})")
+
+
+__all__ = ["cli", "main", "ConfigError"]

@@ -1,0 +1,358 @@
+"""YAML -> includes merged -> `--set` overrides -> one validated, frozen `Config`.
+
+This is the only place a config is parsed; everything else receives typed objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tftrain import registry
+from tftrain.errors import ConfigError
+from tftrain.schema import FieldError, Sources, build, limits, to_plain
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Which optimizer and its hyper-parameters."""
+
+    name: Literal["sgd", "momentum", "adam", "adagrad", "rmsprop"] = "sgd"
+    learning_rate: float = field(default=0.01, metadata=limits(gt=0))
+    momentum: float = field(default=0.9, metadata=limits(ge=0, lt=1))
+    nesterov: bool = False
+    beta_1: float = field(default=0.9, metadata=limits(ge=0, lt=1))
+    beta_2: float = field(default=0.999, metadata=limits(ge=0, lt=1))
+    epsilon: float = field(default=1e-7, metadata=limits(gt=0))
+    rho: float = field(default=0.9, metadata=limits(ge=0, lt=1))
+    initial_accumulator_value: float = field(default=0.1, metadata=limits(ge=0))
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule. Decay intervals are in steps or, if given, epochs."""
+
+    type: Literal["constant", "exponential", "piecewise"] = "constant"
+    decay_rate: float = field(default=0.96, metadata=limits(gt=0))
+    decay_steps: int | None = field(default=None, metadata=limits(ge=1))
+    decay_epochs: float | None = field(default=None, metadata=limits(gt=0))
+    staircase: bool = False
+    decay_start_epoch: int = field(default=0, metadata=limits(ge=0))
+    boundaries: tuple[int, ...] = ()
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if self.type == "piecewise" and len(self.values) != len(self.boundaries) + 1:
+            raise FieldError(
+                "values",
+                f"piecewise needs one more value than boundaries, got {len(self.values)} "
+                f"values for {len(self.boundaries)} boundaries",
+            )
+        if list(self.boundaries) != sorted(self.boundaries):
+            raise FieldError("boundaries", f"must be increasing, got {list(self.boundaries)}")
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """Stop when a validation metric has not improved for `patience` evaluations (0 = off)."""
+
+    patience: int = field(default=0, metadata=limits(ge=0))
+    metric: str = "loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    min_delta: float = field(default=0.0, metadata=limits(ge=0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: batches, length, optimizer, schedule and regularisation."""
+
+    batch_size: int = field(default=32, metadata=limits(ge=1))
+    epochs: int = field(default=10, metadata=limits(ge=0))
+    max_steps: int | None = field(default=None, metadata=limits(ge=1))
+    steps_per_loop: int = field(default=1, metadata=limits(ge=1))
+    shuffle: bool = True
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    clip_grad_norm: float | None = field(default=None, metadata=limits(gt=0))
+    l2: float = field(default=0.0, metadata=limits(ge=0))
+    ema_decay: float | None = field(default=None, metadata=limits(gt=0, lt=1))
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    on_nan: Literal["stop"] = "stop"
+    log_every_steps: int = field(default=100, metadata=limits(ge=1))
+    validate_every_steps: int | None = field(default=None, metadata=limits(ge=1))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation batches and which splits `fit` scores when it ends."""
+
+    batch_size: int | None = field(default=None, metadata=limits(ge=1))
+    max_batches: int | None = field(default=None, metadata=limits(ge=1))
+    final_splits: tuple[Literal["train", "valid", "test"], ...] = ("valid", "test")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Latest-N checkpoints plus the best by a validation metric."""
+
+    every_steps: int | None = field(default=None, metadata=limits(ge=1))
+    max_to_keep: int = field(default=3, metadata=limits(ge=1))
+    best_metric: str | None = "loss"
+    best_mode: Literal["auto", "min", "max"] = "auto"
+
+
+@dataclass(frozen=True)
+class SummariesConfig:
+    """TensorBoard event files under `logs/`."""
+
+    enabled: bool = True
+    histograms: bool = False
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """ConfigProto-style device options, applied before TensorFlow touches a device."""
+
+    visible_devices: str | None = None
+    allow_growth: bool = False
+    per_process_gpu_memory_fraction: float | None = field(default=None, metadata=limits(gt=0, le=1))
+    memory_limit_mb: int | None = field(default=None, metadata=limits(ge=1))
+    allow_soft_placement: bool = True
+    log_device_placement: bool = False
+    intra_op_parallelism_threads: int = field(default=0, metadata=limits(ge=0))
+    inter_op_parallelism_threads: int = field(default=0, metadata=limits(ge=0))
+    strategy: Literal["default", "one_device"] = "default"
+    jit_compile: bool = False
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `tftrain export` writes and how closely the reloaded artefact must match."""
+
+    formats: tuple[Literal["saved_model"], ...] = ("saved_model",)
+    check_examples: int = field(default=16, metadata=limits(ge=1))
+    atol: float = field(default=1e-5, metadata=limits(ge=0))
+
+
+@dataclass(frozen=True)
+class Config:
+    """One resolved, validated run configuration."""
+
+    name: str
+    model: Any
+    data: Any
+    seed: int = 42
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    summaries: SummariesConfig = field(default_factory=SummariesConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return to_plain(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_yaml().encode()).hexdigest()[:16]
+
+    def replace(self, **sections) -> Config:
+        return dataclasses.replace(self, **sections)
+
+
+SECTIONS = {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "checkpoint": CheckpointConfig,
+    "summaries": SummariesConfig,
+    "device": DeviceConfig,
+    "export": ExportConfig,
+}
+TOP_LEVEL = ["name", "seed", "model", "data", *SECTIONS, "include"]
+
+
+# --- reading YAML with line numbers -------------------------------------------------------
+
+
+def _key_lines(node, prefix: str, path: str, out: dict) -> None:
+    """Record "file, line N" for every mapping key under a composed YAML node."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key_node, value_node in node.value:
+        key = f"{prefix}{key_node.value}"
+        out[key] = f"{path}, line {key_node.start_mark.line + 1}"
+        _key_lines(value_node, f"{key}.", path, out)
+
+
+def read_yaml(path: Path) -> tuple[dict, dict]:
+    """One YAML file as (tree, {dotted key: "file, line N"})."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config error: config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config error: cannot read config file {path}: {error}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        tree = loader.construct_document(node) if node is not None else {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"config error: invalid YAML in {path}{where}: {problem}") from None
+    finally:
+        loader.dispose()
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config error: {path} must hold a mapping of sections at the top")
+    lines: dict[str, str] = {}
+    _key_lines(node, "", str(path), lines)
+    return tree, lines
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    """`top` wins; nested mappings merge key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_with_includes(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, dict]:
+    """A config file with its `include:` files merged underneath it (the file itself wins)."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise ConfigError(f"config error: include cycle: {cycle}")
+    tree, lines = read_yaml(path)
+    includes = tree.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(
+            f"config error: 'include' must be a file name or a list of them "
+            f"({lines.get('include', path)})"
+        )
+    merged: dict = {}
+    sources: dict = {}
+    for include in includes:
+        sub_tree, sub_lines = read_with_includes(path.parent / include, (*chain, resolved))
+        merged = deep_merge(merged, sub_tree)
+        sources.update(sub_lines)
+    merged = deep_merge(merged, tree)
+    sources.update(lines)
+    return merged, sources
+
+
+def apply_overrides(tree: dict, overrides, sources: dict) -> dict:
+    """Apply `--set a.b=value` strings; values are parsed as YAML scalars or flow lists."""
+    tree = copy.deepcopy(tree)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"usage error: --set expects KEY=VALUE, got {override!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"usage error: cannot parse the value in --set {override}") from None
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+        sources[key] = f"--set {override}"
+    return tree
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _typed_section(kind_registry, section: str, raw, sources: Sources):
+    """Validate `model:` or `data:` against the Config of the class its `type` names."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"config error: '{section}' must be a mapping with a 'type' "
+            f"({sources.where(section) or 'missing'})"
+        )
+    kind = raw.get("type")
+    if not kind:
+        valid = ", ".join(kind_registry.names())
+        raise ConfigError(
+            f"config error: '{section}.type' is required; one of {valid} "
+            f"({sources.where(section) or 'not set'})"
+        )
+    cls = kind_registry.get(
+        str(kind), key=f"{section}.type", where=sources.where(f"{section}.type")
+    )
+    return build(cls.Config, raw, section, sources)
+
+
+def validate(tree: dict, sources: Sources, default_name: str = "run") -> Config:
+    """A merged tree -> `Config`, or a `ConfigError` saying what and where."""
+    from tftrain.schema import fail, nearest
+
+    for key in tree:
+        if key not in TOP_LEVEL:
+            guess = nearest(str(key), TOP_LEVEL)
+            hint = f"; did you mean '{guess}'?" if guess else ""
+            fail(str(key), f"unknown top-level key '{key}'{hint}", sources)
+    for required in ("model", "data"):
+        if required not in tree:
+            fail(required, f"missing required section '{required}' (with a 'type')", sources)
+    top = build(_TopLevel, {k: tree[k] for k in ("name", "seed") if k in tree}, "", sources)
+    sections = {
+        name: build(cls, tree.get(name) or {}, name, sources) for name, cls in SECTIONS.items()
+    }
+    for name in SECTIONS:
+        if name in tree and not isinstance(tree[name], dict | type(None)):
+            fail(name, f"'{name}' must be a mapping of options, got {tree[name]!r}", sources)
+    return Config(
+        name=top.name or default_name,
+        seed=top.seed,
+        model=_typed_section(registry.models, "model", tree["model"], sources),
+        data=_typed_section(registry.datasets, "data", tree["data"], sources),
+        **sections,
+    )
+
+
+@dataclass(frozen=True)
+class _TopLevel:
+    name: str | None = None
+    seed: int = field(default=42, metadata=limits(ge=0))
+
+
+def load_config(path, overrides=()) -> Config:
+    """Read, merge, override and validate the config at `path`."""
+    path = Path(path)
+    tree, lines = read_with_includes(path)
+    tree = apply_overrides(tree, overrides, lines)
+    return validate(tree, Sources(lines), default_name=path.stem)
+
+
+def config_from_dict(tree: dict, *, name: str = "run") -> Config:
+    """Validate an in-memory tree (used by tests and library callers)."""
+    return validate(copy.deepcopy(tree), Sources({}, "in-memory config"), default_name=name)
+
+
+def with_overrides(config: Config, overrides) -> Config:
+    """A copy of a validated config with `--set` style overrides applied."""
+    sources: dict = {}
+    tree = apply_overrides(config.to_dict(), overrides, sources)
+    return validate(tree, Sources(sources), default_name=config.name)

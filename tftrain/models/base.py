@@ -1,0 +1,129 @@
+"""The model contract: layers from config + data spec, outputs, loss and metric sums, serving.
+
+A model knows nothing of epochs, checkpoints, summaries or devices. The training loop asks it
+for `forward` and `losses_and_metrics`; everything else is the loop's business.
+
+Metrics are returned as (sum, count) pairs so the loop can add them over any number of batches
+(and replicas) and divide once: the epoch's loss is then the exact mean over all examples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tftrain.data.base import DataSpec, apply_transform
+from tftrain.lazy import tf
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Keys every model accepts."""
+
+    type: str = ""
+
+
+class Model:
+    """Base of every model; subclasses set `Config`, `description` and override the hooks."""
+
+    Config = ModelConfig
+    description = ""
+    name = ""
+    # Metrics where larger is better (used by best-checkpoint and early-stopping "auto" mode).
+    higher_is_better = frozenset({"accuracy"})
+    # Models whose state spans batches need every batch the same size.
+    needs_fixed_batch = False
+
+    def __init__(self, config, spec: DataSpec):
+        self.config = config
+        self.spec = spec
+        self.network = self.build()
+
+    # --- what subclasses implement ------------------------------------------------------
+
+    def build(self):
+        """Create and return the Keras model holding every variable."""
+        raise NotImplementedError
+
+    def forward(self, features, *, training: bool, state=()):
+        """Map a batch of (transformed) features to outputs; returns (outputs, new state)."""
+        return self.network(features, training=training), state
+
+    def losses_and_metrics(self, labels, outputs) -> dict:
+        """{"loss": (sum, count), other metrics: (sum, count)} for one batch."""
+        raise NotImplementedError
+
+    def serving_outputs(self, outputs) -> dict:
+        """Named tensors the exported signature returns."""
+        raise NotImplementedError
+
+    # --- optional hooks ------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int):
+        """State carried from batch to batch within an epoch (empty for stateless models)."""
+        return ()
+
+    def regularized_variables(self) -> list:
+        """Variables L2 applies to: weight matrices, not biases (as in the tutorials)."""
+        return [v for v in self.network.trainable_variables if len(v.shape) > 1]
+
+    def finalize_metrics(self, metrics: dict) -> dict:
+        """Derived metrics (e.g. perplexity from loss) after sums are divided."""
+        return metrics
+
+    def reference_metrics(self, train_arrays, eval_arrays) -> dict:
+        """Extra figures `eval` reports beside the metrics, e.g. a closed-form optimum."""
+        return {}
+
+    # --- serving -------------------------------------------------------------------------
+
+    def serving_signature(self):
+        """The raw input the exported model takes: a float batch of the data's input shape."""
+        return tf.TensorSpec([None, *self.spec.input_shape], tf.float32, name="features")
+
+    def serve(self, features) -> dict:
+        """Raw features (as the data files hold them) -> serving outputs."""
+        outputs, _ = self.forward(apply_transform(features, self.spec), training=False)
+        return self.serving_outputs(outputs)
+
+    def serving_functions(self) -> dict:
+        """{signature name: (input signature, function)}; "serving_default" is required."""
+        return {"serving_default": ([self.serving_signature()], self.serve)}
+
+    def export_examples(self, dataset, count: int) -> dict:
+        """Keyword inputs for serving_default, used to check an export against this model."""
+        import numpy as np
+
+        for split in ("test", "valid", "train"):
+            arrays = dataset.arrays(split)
+            if arrays is not None and len(arrays[0]):
+                return {"features": np.asarray(arrays[0][:count], dtype=np.float32)}
+        raise NotImplementedError(f"{type(self).__name__} must implement export_examples")
+
+
+def classification_metrics(labels, logits) -> dict:
+    """Cross-entropy and accuracy sums for integer labels and logits."""
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
+    count = tf.cast(tf.size(labels), tf.float32)
+    return {"loss": (tf.reduce_sum(losses), count), "accuracy": (tf.reduce_sum(correct), count)}
+
+
+def regression_metrics(targets, predictions) -> dict:
+    """MSE (the loss), and MAE sums over every predicted value."""
+    targets = tf.cast(tf.reshape(targets, tf.shape(predictions)), predictions.dtype)
+    errors = predictions - targets
+    count = tf.cast(tf.size(errors), tf.float32)
+    squared = tf.reduce_sum(tf.square(errors))
+    return {
+        "loss": (squared, count),
+        "mse": (squared, count),
+        "mae": (tf.reduce_sum(tf.abs(errors)), count),
+    }
+
+
+def classification_outputs(logits) -> dict:
+    return {
+        "probabilities": tf.nn.softmax(logits, axis=-1),
+        "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int32),
+    }

@@ -1,0 +1,1 @@
+"""Everything around the model: the loop, checkpoints, summaries, progress, eval, export."""

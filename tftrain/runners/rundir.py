@@ -1,0 +1,108 @@
+"""The run directory: where a run's config, checkpoints, logs, metrics and exports live."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from tftrain.data.base import DataSpec
+from tftrain.errors import ConfigError
+
+
+class RunDir:
+    """Paths and small files of one run directory."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def spec_file(self) -> Path:
+        return self.path / "data_spec.json"
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def export(self) -> Path:
+        return self.path / "export"
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def require(self) -> None:
+        """A run directory another command can use: it must hold the resolved config."""
+        if not self.config_file.exists():
+            raise ConfigError(
+                f"usage error: {self.path} is not a tftrain run directory (no config.yaml); "
+                f"pass the --run-dir that `tftrain fit` used"
+            )
+
+    def load_config(self, overrides=()):
+        from tftrain.config import load_config
+
+        self.require()
+        return load_config(self.config_file, overrides)
+
+    def save_spec(self, spec: DataSpec) -> None:
+        self.spec_file.write_text(spec.to_json())
+
+    def append_metrics(self, record: dict) -> None:
+        with self.metrics_file.open("a") as handle:
+            handle.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_file.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line]
+
+    def read_run(self) -> dict:
+        if not self.run_file.exists():
+            return {}
+        return json.loads(self.run_file.read_text())
+
+    def write_run(self, **fields) -> None:
+        """Update run.json: versions, seed, config hash, devices, status."""
+        record = self.read_run()
+        record.update(fields)
+        temporary = self.run_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+        temporary.replace(self.run_file)
+
+
+def versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    import tftrain
+
+    return {
+        "tftrain": tftrain.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
