@@ -114,12 +114,15 @@ def fit(config_file, overrides, run_dir, quiet, smoke):
 @click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test")
 @checkpoint_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metrics.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Draw a PNG where the model can.")
 @quiet_option
-def eval_command(run_dir, split, checkpoint, as_json, quiet):
+def eval_command(run_dir, split, checkpoint, as_json, plot, quiet):
     """Score a trained run on a split."""
     from tftrain.runners.evaluate import evaluate_run
 
-    metrics = evaluate_run(run_dir, split=split, checkpoint=checkpoint, quiet=quiet or as_json)
+    metrics = evaluate_run(
+        run_dir, split=split, checkpoint=checkpoint, quiet=quiet or as_json, plot=plot
+    )
     if as_json:
         click.echo(json.dumps(metrics))
     else:
@@ -132,23 +135,37 @@ def eval_command(run_dir, split, checkpoint, as_json, quiet):
 
 @cli.command()
 @run_dir_argument
-@click.option("--format", "format_name", type=click.Choice(["saved_model"]), default="saved_model")
-@click.option("--out", type=click.Path(file_okay=False), help="Default: RUN_DIR/export/FORMAT.")
+@click.option(
+    "--format",
+    "format_name",
+    default="saved_model",
+    show_default=True,
+    help="saved_model, or a format the model family adds (see the README).",
+)
+@click.option("--out", type=click.Path(), help="Default: RUN_DIR/export/FORMAT.")
 @checkpoint_option
-@click.option("--force", is_flag=True, help="Replace an existing export directory.")
+@click.option("--binary", is_flag=True, help="Binary variant of the format, where one exists.")
+@click.option("--force", is_flag=True, help="Replace an existing export.")
 @quiet_option
-def export(run_dir, format_name, out, checkpoint, force, quiet):
-    """Write a SavedModel and check that it reloads and reproduces the trained model."""
+def export(run_dir, format_name, out, checkpoint, binary, force, quiet):
+    """Write an artefact and check that it reloads and reproduces the trained model."""
     from tftrain.runners.export import export_run
 
     report = export_run(
-        run_dir, format_name=format_name, out=out, checkpoint=checkpoint, force=force, quiet=quiet
+        run_dir,
+        format_name=format_name,
+        out=out,
+        checkpoint=checkpoint,
+        force=force,
+        quiet=quiet,
+        options={"binary": binary},
     )
     click.echo(f"exported {format_name} to {report['path']}")
-    click.echo(
-        f"checked: reloaded model matches on {report['examples']} examples "
-        f"(max abs difference {report['max_difference']:.2e})"
-    )
+    if "max_difference" in report:
+        click.echo(
+            f"checked: reloaded export matches the trained model on {report['check_examples']} "
+            f"examples (max abs difference {report['max_difference']:.2e})"
+        )
 
 
 # --- predict ------------------------------------------------------------------------------
@@ -156,19 +173,31 @@ def export(run_dir, format_name, out, checkpoint, force, quiet):
 
 @cli.command()
 @run_dir_argument
-@click.argument("input_file", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, type=click.Path())
 @checkpoint_option
 @click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option(
     "--format", "format_name", type=click.Choice(["csv", "jsonl"]), help="Default: from --output."
 )
-def predict(run_dir, input_file, checkpoint, output, format_name):
-    """Run a trained model on a CSV or NPZ file of raw features."""
-    from tftrain.runners.predict import predict_file
+@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--prime", help="Language models: text to start generating from.")
+@click.option("--words", default=30, show_default=True, type=click.IntRange(min=1))
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="seq2seq: lines.")
+@click.option("--beam-width", type=click.IntRange(min=1), help="seq2seq: beam search width.")
+@click.option("--attention-plot", type=click.Path(dir_okay=False), help="seq2seq: PNG path.")
+@click.option("--nearest", help="word2vec: nearest neighbours of a word.")
+@click.option("--analogy", nargs=3, help="word2vec: A B C -> D as in A:B = C:D.")
+def predict(run_dir, inputs, checkpoint, output, format_name, **options):
+    """Run a trained model: on feature files (CSV/NPZ/NPY), or as its family's options say."""
+    from tftrain.models.base import PredictRequest
+    from tftrain.runners.predict import predict_run
 
     if format_name is None:
         format_name = "jsonl" if output and output.endswith((".jsonl", ".json")) else "csv"
-    text = predict_file(run_dir, input_file, checkpoint=checkpoint, format_name=format_name)
+    options["analogy"] = tuple(options["analogy"] or ())
+    request = PredictRequest(inputs=tuple(inputs), **options)
+    text = predict_run(run_dir, request, checkpoint=checkpoint, format_name=format_name)
     if output:
         Path(output).write_text(text)
         click.echo(f"wrote {output}", err=True)

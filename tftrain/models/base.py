@@ -16,6 +16,23 @@ from tftrain.lazy import tf
 
 
 @dataclass(frozen=True)
+class PredictRequest:
+    """What `tftrain predict` was asked; each model family reads the options it understands."""
+
+    inputs: tuple[str, ...] = ()
+    top_k: int = 1
+    batch_size: int = 1024
+    prime: str | None = None
+    words: int = 30
+    temperature: float = 1.0
+    input_file: str | None = None
+    beam_width: int | None = None
+    attention_plot: str | None = None
+    nearest: str | None = None
+    analogy: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Keys every model accepts."""
 
@@ -71,7 +88,38 @@ class Model:
         return metrics
 
     def reference_metrics(self, train_arrays, eval_arrays) -> dict:
-        """Extra figures `eval` reports beside the metrics, e.g. a closed-form optimum."""
+        """Figures computed from in-memory arrays, e.g. a closed-form optimum."""
+        return {}
+
+    def evaluate_extra(self, dataset, split: str, *, plot: str | None = None) -> dict:
+        """Figures `tftrain eval` reports beside the loop's metrics (BLEU from decoding, a
+        closed-form optimum, ...). `plot` is a PNG path the model may draw into, if asked."""
+        train_arrays, eval_arrays = dataset.arrays("train"), dataset.arrays(split)
+        if train_arrays is None or eval_arrays is None:
+            return {}
+        return self.reference_metrics(train_arrays, eval_arrays)
+
+    def predict(self, request: PredictRequest):
+        """Answer `tftrain predict`: a list of row dicts (printed as CSV/JSONL) or plain text.
+
+        The default reads raw feature files (CSV/NPZ/NPY) and runs serving_default on them.
+        """
+        import numpy as np
+
+        from tftrain.data.features import read_features
+        from tftrain.errors import ConfigError
+
+        if not request.inputs:
+            raise ConfigError("usage error: give one or more input files (CSV, NPZ or NPY)")
+        features = np.concatenate([read_features(path, self.spec) for path in request.inputs])
+        serve = self.serving_functions()["serving_default"][1]
+        size = request.batch_size
+        parts = [serve(features=features[i : i + size]) for i in range(0, len(features), size)]
+        outputs = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
+        return prediction_rows(outputs, self.spec, top_k=request.top_k)
+
+    def export_formats(self) -> dict:
+        """Model-specific export formats: {name: writer(directory, context) -> report dict}."""
         return {}
 
     # --- serving -------------------------------------------------------------------------
@@ -127,3 +175,28 @@ def classification_outputs(logits) -> dict:
         "probabilities": tf.nn.softmax(logits, axis=-1),
         "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int32),
     }
+
+
+def prediction_rows(outputs: dict, spec: DataSpec, *, top_k: int = 1) -> list[dict]:
+    """Serving outputs -> one dict per example (class and probability, or predicted values)."""
+    import numpy as np
+
+    if "probabilities" in outputs:
+        names = spec.class_names
+        rows = []
+        for probabilities in outputs["probabilities"]:
+            best = np.argsort(-probabilities)[:top_k]
+            row = {}
+            for rank, class_id in enumerate(best, start=1):
+                suffix = "" if top_k == 1 else f"_{rank}"
+                row[f"class_id{suffix}"] = int(class_id)
+                if names:
+                    row[f"class_name{suffix}"] = names[int(class_id)]
+                row[f"probability{suffix}"] = round(float(probabilities[class_id]), 6)
+            rows.append(row)
+        return rows
+    predictions = np.asarray(outputs["predictions"])
+    predictions = predictions.reshape(len(predictions), -1)
+    if predictions.shape[1] == 1:
+        return [{"prediction": float(p[0])} for p in predictions]
+    return [{f"prediction_{i}": float(v) for i, v in enumerate(p)} for p in predictions]

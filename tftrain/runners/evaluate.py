@@ -5,7 +5,9 @@ from __future__ import annotations
 from tftrain.runners.rundir import RunDir
 
 
-def evaluate_run(run_dir, *, split: str = "test", checkpoint: str = "latest", quiet=False) -> dict:
+def evaluate_run(
+    run_dir, *, split: str = "test", checkpoint: str = "latest", quiet=False, plot=None
+) -> dict:
     """Metrics of a trained run on `split`, plus any reference figures the model offers."""
     from tftrain.errors import ConfigError
     from tftrain.runners.trainer import Trainer
@@ -16,8 +18,6 @@ def evaluate_run(run_dir, *, split: str = "test", checkpoint: str = "latest", qu
         raise ConfigError(f"usage error: this run's dataset has no {split!r} split")
     path = trainer.restore(checkpoint)
     metrics = trainer.evaluate(split)
-    eval_arrays = trainer.dataset.arrays(split)
-    train_arrays = trainer.dataset.arrays("train")
-    if eval_arrays is not None and train_arrays is not None:
-        metrics.update(trainer.model.reference_metrics(train_arrays, eval_arrays))
+    with trainer.averaged_weights():
+        metrics.update(trainer.model.evaluate_extra(trainer.dataset, split, plot=plot))
     return {**metrics, "split": split, "step": int(trainer.step.numpy()), "checkpoint": path}
