@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ def test_defaults_overrides_and_types(write_config):
     assert config.model.hidden_units == (8, 4)
     assert config.train.batch_size == 16
     assert config.checkpoint.max_to_keep == 3  # a default
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.batch_size = 3
 
 

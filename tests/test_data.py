@@ -122,7 +122,11 @@ def test_npz_splits_and_errors(tmp_path):
     np.savez(tmp_path / "train.npz", x=rng.random((40, 3)), y=rng.integers(0, 3, 40))
     np.savez(tmp_path / "test.npz", x=rng.random((10, 3)), y=rng.integers(0, 3, 10))
     data = dataset(
-        {"type": "npz", "path": str(tmp_path / "train.npz"), "test_path": str(tmp_path / "test.npz")}
+        {
+            "type": "npz",
+            "path": str(tmp_path / "train.npz"),
+            "test_path": str(tmp_path / "test.npz"),
+        }
     )
     assert data.num_examples("test") == 10
     assert data.num_examples("train") + data.num_examples("valid") == 40

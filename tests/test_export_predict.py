@@ -40,14 +40,18 @@ def trained_runs(tmp_path_factory):
     for name, text in configs.items():
         path = base / f"{name}.yaml"
         path.write_text(text)
-        result = CliRunner().invoke(cli, ["fit", str(path), "--run-dir", str(base / name), "--quiet"])
+        result = CliRunner().invoke(
+            cli, ["fit", str(path), "--run-dir", str(base / name), "--quiet"]
+        )
         assert result.exit_code == 0, result.output
         runs[name] = base / name
     return runs
 
 
 @pytest.mark.parametrize("name", ["softmax", "linear"])
-def test_saved_model_reloads_in_a_fresh_process_and_matches_predict(cli, trained_runs, tmp_path, name):
+def test_saved_model_reloads_in_a_fresh_process_and_matches_predict(
+    cli, trained_runs, tmp_path, name
+):
     run = trained_runs[name]
     result = cli("export", run, "--force")
     assert "reloaded export matches" in result.stdout
@@ -55,8 +59,8 @@ def test_saved_model_reloads_in_a_fresh_process_and_matches_predict(cli, trained
     info = json.loads((export_dir / "tftrain_export.json").read_text())
     assert info["signatures"] == ["serving_default"] and info["max_difference"] <= 1e-5
 
-    from tftrain.runners.trainer import build_dataset
     from tftrain.runners.rundir import RunDir
+    from tftrain.runners.trainer import build_dataset
 
     config = RunDir(run).load_config()
     raw = build_dataset(config).arrays("test")[0][:12].astype(np.float32)
@@ -70,7 +74,12 @@ def test_saved_model_reloads_in_a_fresh_process_and_matches_predict(cli, trained
     assert fresh.returncode == 0, fresh.stderr
     assert "tftrain" not in fresh.stderr
     served = json.loads(fresh.stdout.splitlines()[-1])
-    rows = [json.loads(line) for line in cli("predict", run, tmp_path / "inputs.npz", "--format", "jsonl").stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in cli(
+            "predict", run, tmp_path / "inputs.npz", "--format", "jsonl"
+        ).stdout.splitlines()
+    ]
     assert len(rows) == 12
     if name == "softmax":
         assert [row["class_id"] for row in rows] == served["class_ids"]

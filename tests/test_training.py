@@ -123,12 +123,12 @@ def test_fit_again_resumes_and_extends_to_the_new_total(tmp_path):
 
 def test_mid_epoch_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
     """Stopping at step 7 and resuming gives exactly the weights of one straight run."""
-    tree = merged(
-        DIGITS, train={"epochs": 2, "steps_per_loop": 1}, checkpoint={"every_steps": 7}
-    )
+    tree = merged(DIGITS, train={"epochs": 2, "steps_per_loop": 1}, checkpoint={"every_steps": 7})
     straight = Trainer(config_from_dict(tree), tmp_path / "a", quiet=True)
     straight.fit()
-    stopped = Trainer(config_from_dict(merged(tree, train={"max_steps": 7})), tmp_path / "b", quiet=True)
+    stopped = Trainer(
+        config_from_dict(merged(tree, train={"max_steps": 7})), tmp_path / "b", quiet=True
+    )
     stopped.fit()
     assert int(stopped.step_in_epoch.numpy()) == 7
     resumed = Trainer(config_from_dict(tree), tmp_path / "b", quiet=True)
@@ -181,7 +181,10 @@ def test_schedules_give_the_tutorial_learning_rates(tmp_path):
     assert float(trainer.schedule(n)) == pytest.approx(0.8 * 0.99)
     assert float(trainer.schedule(10 * n + 3)) == pytest.approx(0.8 * 0.99**10, rel=1e-5)
     piecewise = merged(
-        DIGITS, train={"schedule": {"type": "piecewise", "boundaries": [10, 20], "values": [1.0, 0.5, 0.1]}}
+        DIGITS,
+        train={
+            "schedule": {"type": "piecewise", "boundaries": [10, 20], "values": [1.0, 0.5, 0.1]}
+        },
     )
     trainer = Trainer(config_from_dict(piecewise), tmp_path / "run2", quiet=True)
     assert [float(trainer.schedule(s)) for s in (0, 9, 10, 19, 20, 500)] == pytest.approx(
@@ -233,11 +236,15 @@ def test_ctrl_c_saves_and_the_same_command_resumes(write_config, tmp_path):
     )
     path = write_config(tree)
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "tftrain", "fit", str(path), "--run-dir", str(run), "--quiet"]
+    command = [sys.executable, "-m", "tftrain", "fit", str(path), "--run-dir", str(run)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=PROJECT)
     deadline = time.time() + 120
-    while not list((run / "checkpoints").glob("ckpt-*.index")) and time.time() < deadline:
-        time.sleep(0.2)  # wait until training is under way (first epoch checkpoint written)
+
+    def trained() -> bool:  # the first epoch's checkpoint (ckpt-0 is the starting point)
+        return any(p.name != "ckpt-0.index" for p in (run / "checkpoints").glob("ckpt-*.index"))
+
+    while not trained() and time.time() < deadline:
+        time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr

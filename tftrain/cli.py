@@ -30,6 +30,9 @@ checkpoint_option = click.option(
     help="Which checkpoint: latest, best, or a checkpoint path.",
 )
 run_dir_argument = click.argument("run_dir", type=click.Path(file_okay=False))
+gpus_option = click.option(
+    "--gpus", metavar="IDS", help="GPUs to use, e.g. 0,1 (CUDA_VISIBLE_DEVICES; wins over config)."
+)
 
 
 class Group(click.Group):
@@ -85,18 +88,41 @@ def main():
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Default: runs/NAME.")
 @quiet_option
 @click.option("--smoke", is_flag=True, help="A seconds-long check of the whole life cycle.")
-def fit(config_file, overrides, run_dir, quiet, smoke):
+@gpus_option
+@click.option("--workers", metavar="HOST:PORT,...", help="multi_worker: every worker (TF_CONFIG).")
+@click.option("--worker-index", type=click.IntRange(min=0), help="multi_worker: this worker.")
+@click.option(
+    "--extra-epochs",
+    type=click.IntRange(min=1),
+    help="Extend a finished run by N epochs beyond where it stopped.",
+)
+def fit(config_file, overrides, run_dir, quiet, smoke, gpus, workers, worker_index, extra_epochs):
     """Train the model a config describes; resumes if the run directory has checkpoints."""
     from tftrain.config import load_config
+    from tftrain.devices import command_line_overrides
 
+    overrides = command_line_overrides(
+        overrides, gpus=gpus, workers=workers, worker_index=worker_index
+    )
     config = load_config(config_file, overrides)
+    if extra_epochs:
+        from tftrain.runners.rundir import RunDir
+
+        record = RunDir(run_dir or Path("runs") / config.name).read_run()
+        if "epoch" not in record:
+            raise ConfigError("usage error: --extra-epochs needs a run that has finished an epoch")
+        extended = [f"train.epochs={record['epoch'] + extra_epochs}", "train.max_steps=null"]
+        config = load_config(config_file, [*overrides, *extended])
     if smoke:
         from tftrain.runners.smoke import smoke_test
 
         for line in smoke_test(config, run_dir, quiet=quiet):
             click.echo(line)
         return
-    from tftrain.runners.trainer import Trainer
+    if config.device.strategy == "parameter_server":  # coordinator loop; ps/workers serve
+        from tftrain.runners.parameter_server import ParameterServerTrainer as Trainer
+    else:
+        from tftrain.runners.trainer import Trainer
 
     run_dir = run_dir or str(Path("runs") / config.name)
     trainer = Trainer(config, run_dir, quiet=quiet)
@@ -104,6 +130,40 @@ def fit(config_file, overrides, run_dir, quiet, smoke):
     click.echo(f"run directory: {run_dir}")
     for split, metrics in results.items():
         click.echo(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+# --- devices and launch (tftrain/devices.py, tftrain/launch.py) ----------------------------
+
+
+@cli.command("devices")
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
+@overrides_option
+@gpus_option
+def devices_command(config_file, overrides, gpus):
+    """Show the devices TensorFlow sees and the device settings a config puts in force."""
+    from tftrain import devices
+    from tftrain.config import DeviceConfig, load_config
+
+    overrides = devices.command_line_overrides(overrides, gpus=gpus)
+    if overrides and not config_file:
+        raise ConfigError("usage error: --set needs a CONFIG file")
+    device = load_config(config_file, overrides).device if config_file else DeviceConfig()
+    for line in devices.apply(device, report=lambda text: None) + devices.describe(device):
+        click.echo(line)
+
+
+@cli.command("launch")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@overrides_option
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--ps", default=0, type=click.IntRange(min=0), help="parameter_server: ps tasks.")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Default: runs/NAME.")
+@quiet_option
+def launch_command(config_file, overrides, workers, ps, run_dir, quiet):
+    """Train on N local worker processes (127.0.0.1), streaming their logs."""
+    from tftrain.launch import launch
+
+    launch(config_file, workers=workers, ps=ps, overrides=overrides, run_dir=run_dir, quiet=quiet)
 
 
 # --- eval ---------------------------------------------------------------------------------
@@ -115,11 +175,29 @@ def fit(config_file, overrides, run_dir, quiet, smoke):
 @checkpoint_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metrics.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Draw a PNG where the model can.")
+@click.option("--watch", is_flag=True, help="Evaluate each new checkpoint as training writes it.")
+@click.option(
+    "--timeout",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="With --watch: stop after this many seconds without a new checkpoint.",
+)
 @quiet_option
-def eval_command(run_dir, split, checkpoint, as_json, plot, quiet):
-    """Score a trained run on a split."""
-    from tftrain.runners.evaluate import evaluate_run
+def eval_command(run_dir, split, checkpoint, as_json, plot, watch, timeout, quiet):
+    """Score a trained run on a split (or, with --watch, every checkpoint as it appears)."""
+    from tftrain.runners.evaluate import evaluate_run, watch_run
 
+    if watch:
+        for metrics in watch_run(run_dir, split=split, timeout=timeout, quiet=quiet):
+            if as_json:
+                click.echo(json.dumps(metrics))
+            else:
+                shown = "  ".join(
+                    f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)
+                )
+                click.echo(f"step {metrics['step']}: {shown}")
+        return
     metrics = evaluate_run(
         run_dir, split=split, checkpoint=checkpoint, quiet=quiet or as_json, plot=plot
     )
@@ -140,27 +218,40 @@ def eval_command(run_dir, split, checkpoint, as_json, plot, quiet):
     "format_name",
     default="saved_model",
     show_default=True,
-    help="saved_model, or a format the model family adds (see the README).",
+    help="saved_model, tflite, frozen_graph, or a format the model family adds.",
 )
 @click.option("--out", type=click.Path(), help="Default: RUN_DIR/export/FORMAT.")
 @checkpoint_option
 @click.option("--binary", is_flag=True, help="Binary variant of the format, where one exists.")
 @click.option("--force", is_flag=True, help="Replace an existing export.")
+@click.option(
+    "--check",
+    "check_dir",
+    type=click.Path(exists=True),
+    help="Re-run the comparison on an existing export directory instead of exporting.",
+)
 @quiet_option
-def export(run_dir, format_name, out, checkpoint, binary, force, quiet):
-    """Write an artefact and check that it reloads and reproduces the trained model."""
-    from tftrain.runners.export import export_run
+def export(run_dir, format_name, out, checkpoint, binary, force, check_dir, quiet):
+    """Write an artefact and check that it reloads and reproduces the trained model.
 
-    report = export_run(
-        run_dir,
-        format_name=format_name,
-        out=out,
-        checkpoint=checkpoint,
-        force=force,
-        quiet=quiet,
-        options={"binary": binary},
-    )
-    click.echo(f"exported {format_name} to {report['path']}")
+    Formats: saved_model, tflite, frozen_graph, and those a model family adds.
+    """
+    from tftrain.runners.export import check_export, export_run
+
+    if check_dir:
+        report = check_export(run_dir, check_dir)
+        click.echo(f"checked {report['format']} export {report['path']}")
+    else:
+        report = export_run(
+            run_dir,
+            format_name=format_name,
+            out=out,
+            checkpoint=checkpoint,
+            force=force,
+            quiet=quiet,
+            options={"binary": binary},
+        )
+        click.echo(f"exported {format_name} to {report['path']}")
     if "max_difference" in report:
         click.echo(
             f"checked: reloaded export matches the trained model on {report['check_examples']} "
@@ -187,7 +278,7 @@ def export(run_dir, format_name, out, checkpoint, binary, force, quiet):
 @click.option("--beam-width", type=click.IntRange(min=1), help="seq2seq: beam search width.")
 @click.option("--attention-plot", type=click.Path(dir_okay=False), help="seq2seq: PNG path.")
 @click.option("--nearest", help="word2vec: nearest neighbours of a word.")
-@click.option("--analogy", nargs=3, help="word2vec: A B C -> D as in A:B = C:D.")
+@click.option("--analogy", nargs=3, help="word2vec: A - B + C (king man woman -> queen).")
 def predict(run_dir, inputs, checkpoint, output, format_name, **options):
     """Run a trained model: on feature files (CSV/NPZ/NPY), or as its family's options say."""
     from tftrain.models.base import PredictRequest
@@ -209,12 +300,19 @@ def predict(run_dir, inputs, checkpoint, output, format_name, **options):
 
 
 @cli.command("models")
-def models_command():
-    """List the model types."""
+@click.argument("name", required=False)
+@overrides_option
+def models_command(name, overrides):
+    """List the model types; with NAME, describe one (its layers, where the model can)."""
     from tftrain.registry import models
 
-    for name, cls in models.items():
-        click.echo(f"{name:12} {cls.description}")
+    if name is None:
+        for name, cls in models.items():
+            click.echo(f"{name:12} {cls.description}")
+        return
+    cls = models.get(name, key="NAME")
+    describe = getattr(cls, "describe", None)  # optional classmethod(overrides) -> str
+    click.echo(describe(overrides) if describe else f"{name}: {cls.description}")
 
 
 @cli.command("datasets")
@@ -250,6 +348,48 @@ def config_validate(config_file, overrides):
 
     config = load_config(config_file, overrides)
     click.echo(f"{config_file}: valid ({config.model.type} on {config.data.type})")
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+@cli.group("data")
+def data_group():
+    """Convert or inspect a dataset (from a config, or a bare image folder / .npz / .csv)."""
+
+
+@data_group.command("convert")
+@click.argument("source", type=click.Path())
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--to", "format_name", type=click.Choice(["tfrecord"]), default="tfrecord")
+@click.option("--shards", default=1, show_default=True, type=click.IntRange(min=1))
+@overrides_option
+def data_convert(source, out_dir, format_name, shards, overrides):
+    """Write SOURCE's splits to OUT_DIR as sharded TFRecord files plus spec.json."""
+    from tftrain.runners.data_tools import convert
+
+    info = convert(source, out_dir, shards=shards, overrides=overrides)
+    for split, entry in info["splits"].items():
+        click.echo(f"{split}: {entry['count']} examples in {len(entry['files'])} shard(s)")
+    click.echo(f"wrote {out_dir}/spec.json; read it with data.type: tfrecord, data.path: {out_dir}")
+
+
+@data_group.command("inspect")
+@click.argument("source", type=click.Path())
+@overrides_option
+@click.option("--grid", type=click.Path(dir_okay=False), help="Write a PNG grid of images.")
+@click.option("--augmented", is_flag=True, help="Grid of training images after data.augment.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="train")
+@click.option("--count", default=36, show_default=True, type=click.IntRange(min=1))
+def data_inspect(source, overrides, grid, augmented, split, count):
+    """Split sizes, shapes, dtypes, label counts and value ranges; optionally a PNG grid."""
+    from tftrain.runners.data_tools import inspect
+
+    click.echo(
+        inspect(
+            source, overrides=overrides, grid=grid, augmented=augmented, split=split, count=count
+        )
+    )
 
 
 __all__ = ["cli", "main", "ConfigError"]

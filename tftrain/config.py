@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from tftrain import registry
+from tftrain.devices import normalize_aliases
 from tftrain.errors import ConfigError
 from tftrain.schema import FieldError, Sources, build, limits, to_plain
 
@@ -38,7 +39,7 @@ class OptimizerConfig:
 class ScheduleConfig:
     """Learning-rate schedule. Decay intervals are in steps or, if given, epochs."""
 
-    type: Literal["constant", "exponential", "piecewise"] = "constant"
+    type: Literal["constant", "exponential", "piecewise", "linear"] = "constant"
     decay_rate: float = field(default=0.96, metadata=limits(gt=0))
     decay_steps: int | None = field(default=None, metadata=limits(ge=1))
     decay_epochs: float | None = field(default=None, metadata=limits(gt=0))
@@ -46,6 +47,9 @@ class ScheduleConfig:
     decay_start_epoch: int = field(default=0, metadata=limits(ge=0))
     boundaries: tuple[int, ...] = ()
     values: tuple[float, ...] = ()
+    # linear: from learning_rate down to learning_rate * final_fraction over decay_steps, or
+    # else over all of training (max_steps, or epochs x steps per epoch), as in word2vec.
+    final_fraction: float = field(default=1e-4, metadata=limits(ge=0, le=1))
 
     def __post_init__(self):
         if self.type == "piecewise" and len(self.values) != len(self.boundaries) + 1:
@@ -69,6 +73,15 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
+class InitFromConfig:
+    """Warm start: variables restored from another run before training starts."""
+
+    checkpoint: str
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """How to train: batches, length, optimizer, schedule and regularisation."""
 
@@ -83,7 +96,16 @@ class TrainConfig:
     l2: float = field(default=0.0, metadata=limits(ge=0))
     ema_decay: float | None = field(default=None, metadata=limits(gt=0, lt=1))
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    on_nan: Literal["stop"] = "stop"
+    on_nan: Literal["stop", "skip_batch", "rollback"] = "stop"
+    max_consecutive_skips: int = field(default=10, metadata=limits(ge=1))
+    nan_lr_backoff: float = field(default=0.5, metadata=limits(gt=0, lt=1))
+    max_rollbacks: int = field(default=3, metadata=limits(ge=1))
+    check_numerics: bool = False
+    deterministic: bool = False
+    grad_accumulation_steps: int = field(default=1, metadata=limits(ge=1))
+    mixed_precision: bool = False
+    mixed_precision_dtype: Literal["auto", "float16", "bfloat16"] = "auto"
+    init_from: InitFromConfig | None = None
     log_every_steps: int = field(default=100, metadata=limits(ge=1))
     validate_every_steps: int | None = field(default=None, metadata=limits(ge=1))
 
@@ -127,8 +149,24 @@ class DeviceConfig:
     log_device_placement: bool = False
     intra_op_parallelism_threads: int = field(default=0, metadata=limits(ge=0))
     inter_op_parallelism_threads: int = field(default=0, metadata=limits(ge=0))
-    strategy: Literal["default", "one_device"] = "default"
+    # Split the CPU into N logical devices (e.g. to run `mirrored` on a machine without GPUs).
+    logical_cpus: int | None = field(default=None, metadata=limits(ge=1))
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "parameter_server"] = (
+        "default"
+    )
     jit_compile: bool = False
+
+    def __post_init__(self):  # see tftrain/devices.py and docs/devices.md
+        if self.per_process_gpu_memory_fraction and self.memory_limit_mb:
+            raise FieldError(
+                "memory_limit_mb", "set either per_process_gpu_memory_fraction or memory_limit_mb"
+            )
+        if self.allow_growth and (self.per_process_gpu_memory_fraction or self.memory_limit_mb):
+            raise FieldError(
+                "allow_growth",
+                "TensorFlow 2 cannot combine memory growth with a memory limit on one GPU; "
+                "choose allow_growth or a limit",
+            )
 
 
 @dataclass(frozen=True)
@@ -317,6 +355,7 @@ def validate(tree: dict, sources: Sources, default_name: str = "run") -> Config:
         if required not in tree:
             fail(required, f"missing required section '{required}' (with a 'type')", sources)
     top = build(_TopLevel, {k: tree[k] for k in ("name", "seed") if k in tree}, "", sources)
+    tree = normalize_aliases(tree, sources)  # device: ConfigProto spellings (gpu_options.*)
     sections = {
         name: build(cls, tree.get(name) or {}, name, sources) for name, cls in SECTIONS.items()
     }

@@ -1,3 +1,14 @@
 """Datasets: the contract in `base`, and every reader and built-in set, registered by name."""
 
-from tftrain.data import builtin, idx, tabular  # noqa: F401  (importing registers them)
+# Importing a reader's module registers it.
+from tftrain.data import (  # noqa: F401
+    builtin,
+    idx,
+    images,
+    pairs,
+    series,
+    tabular,
+    text,
+    tfrecord,
+    word2vec_corpus,
+)

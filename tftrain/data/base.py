@@ -117,6 +117,17 @@ class Dataset:
         """A `tf.data.Dataset` of (features, labels) for one pass over `split`."""
         raise NotImplementedError
 
+    def training_batches(self, split, batch_size, **options):
+        """The batches the loop trains on: `batches`, plus `data.augment` where configured."""
+        data = self.batches(split, batch_size, **options)
+        augment = getattr(self.config, "augment", None)
+        if augment is None or not augment.enabled:
+            return data
+        from tftrain.data.augment import augment_batches
+
+        epoch, skip = options.get("epoch", 0), options.get("skip", 0)
+        return augment_batches(data, augment, self.spec(), seed=self.seed, epoch=epoch, skip=skip)
+
     def arrays(self, split: str):
         """(raw features, labels) as numpy arrays when the split fits in memory, else None."""
         return None
@@ -231,9 +242,7 @@ class ArrayDataset(Dataset):
         self.check_split(split)
         return self.splits.get(split)
 
-    def batches(
-        self, split, batch_size, *, epoch=0, skip=0, shuffle=False, drop_remainder=False
-    ):
+    def batches(self, split, batch_size, *, epoch=0, skip=0, shuffle=False, drop_remainder=False):
         self.check_split(split)
         if split not in self.splits:
             raise DataError(f"this dataset has no {split!r} split")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tftrain.data.augment import AugmentConfig
 from tftrain.data.base import ArrayDataset, SplitConfig
 from tftrain.registry import datasets
 from tftrain.schema import FieldError, limits
@@ -52,7 +53,8 @@ class SyntheticLinear(ArrayDataset):
 
 @dataclass(frozen=True)
 class DigitsConfig(SplitConfig):
-    pass
+    image: bool = False  # true: (8, 8, 1) images for convnets instead of 64 flat values
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @datasets.register("digits")
@@ -66,7 +68,15 @@ class Digits(ArrayDataset):
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        return {"train": (bunch.data.astype(np.float32), bunch.target.astype(np.int32))}
+        x = bunch.data.astype(np.float32)
+        if self.config.image:
+            x = x.reshape(len(x), 8, 8, 1)
+        return {"train": (x, bunch.target.astype(np.int32))}
+
+    def build_spec(self):
+        spec = super().build_spec()
+        spec.extra["pixel_max"] = 16.0  # for augmentation and encoded-image serving
+        return spec
 
     def transform(self, train_x):
         if self.config.standardize:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from tftrain.data.augment import AugmentConfig
 from tftrain.data.base import ArrayDataset, SplitConfig, resolve_file
 from tftrain.errors import ConfigError, DataError
 from tftrain.registry import datasets
@@ -50,7 +51,11 @@ def read_idx(path: Path) -> np.ndarray:
             f"{path} is truncated or corrupt: header says shape {shape} "
             f"({expected} bytes), file has {len(raw)} bytes"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def find_idx(folder: Path, stem: str) -> Path:
@@ -68,8 +73,11 @@ class IdxConfig(SplitConfig):
     path: str = ""
     flatten: bool = True
     valid_count: int | None = field(default=5000, metadata=limits(ge=1))
-    holdout: Literal["random", "last"] = "last"  # the tutorials validate on the last 5,000 training images
+    holdout: Literal["random", "last"] = (
+        "last"  # the tutorials validate on the last 5,000 training images
+    )
     test_fraction: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # needs flatten: false
 
 
 @datasets.register("idx")

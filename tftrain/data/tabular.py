@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from tftrain.data.augment import AugmentConfig
 from tftrain.data.base import ArrayDataset, SplitConfig, require_path, resolve_file
 from tftrain.errors import DataError
 from tftrain.registry import datasets
@@ -150,6 +151,7 @@ class NpzConfig(SplitConfig):
     x_key: str = "x"
     y_key: str = "y"
     task: Literal["classification", "regression"] = "classification"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # for (n, H, W, C) images
 
     def __post_init__(self):
         require_path(self.path, "path")
@@ -191,6 +193,8 @@ class NpzDataset(ArrayDataset):
                 if len(x) != len(y):
                     raise DataError(f"{path}: {len(x)} feature rows but {len(y)} labels")
                 if self.task == "classification" and not np.issubdtype(y.dtype, np.integer):
-                    raise DataError(f"{path}: classification labels must be integers, got {y.dtype}")
+                    raise DataError(
+                        f"{path}: classification labels must be integers, got {y.dtype}"
+                    )
                 splits[split] = (x, y)
         return splits

@@ -1,3 +1,4 @@
 """Models: the contract in `base`, and one module per family, registered by name."""
 
-from tftrain.models import linear, softmax  # noqa: F401  (importing registers them)
+# Importing a family's module registers it.
+from tftrain.models import cnn, linear, lstm, seq2seq, softmax, word2vec  # noqa: F401

@@ -152,7 +152,9 @@ def classification_metrics(labels, logits) -> dict:
     """Cross-entropy and accuracy sums for integer labels and logits."""
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32)
+    correct = tf.cast(
+        tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32
+    )
     count = tf.cast(tf.size(labels), tf.float32)
     return {"loss": (tf.reduce_sum(losses), count), "accuracy": (tf.reduce_sum(correct), count)}
 

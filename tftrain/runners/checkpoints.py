@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from tftrain.errors import ConfigError, TftrainError
@@ -36,11 +37,27 @@ class CheckpointKeeper:
         )
         return path
 
-    def restore_latest(self) -> str | None:
-        path = self.latest.latest_checkpoint
-        if path:
-            self.restore(path)
-        return path
+    def restore_latest(self, warn=None) -> str | None:
+        """Restore the newest readable checkpoint; damaged newer ones are named and skipped."""
+        for path in reversed(self.latest.checkpoints):
+            try:
+                self.restore(path)
+                return path
+            except ConfigError:
+                raise
+            except TftrainError as error:
+                files = sorted(p.name for p in Path(path).parent.glob(Path(path).name + ".*"))
+                message = (
+                    f"warning: checkpoint {path} is damaged ({', '.join(files) or 'files missing'}:"
+                    f" {error}); falling back to the previous one"
+                )
+                (warn or (lambda text: print(text, file=sys.stderr)))(message)
+        if self.latest.checkpoints:
+            raise TftrainError(
+                f"no readable checkpoint in {Path(self.latest.directory)}; all of "
+                f"{[Path(p).name for p in self.latest.checkpoints]} are damaged"
+            )
+        return None
 
     def resolve(self, which: str) -> str:
         """'latest', 'best' or a checkpoint path -> a checkpoint prefix that exists."""
@@ -49,7 +66,7 @@ class CheckpointKeeper:
         elif which == "best":
             path = self.best.latest_checkpoint
         else:
-            path = which if tf.train.checkpoint_exists(which) else None
+            path = which if Path(f"{which}.index").exists() else None
             if path is None and Path(which).is_dir():
                 path = tf.train.latest_checkpoint(which)
         if not path:
@@ -60,7 +77,24 @@ class CheckpointKeeper:
         try:
             status = self.checkpoint.restore(path)
             status.assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
+        except AssertionError as error:
+            # Readable, but some objects of today's checkpoint are not in it (e.g. state a
+            # newer tftrain saves): keep what was restored and say what was not.
+            print(
+                f"warning: {path} lacks some state this version saves; restored the rest "
+                f"({str(error).splitlines()[0][:160]})",
+                file=sys.stderr,
+            )
+        except ValueError as error:
+            if "incompatible tensor with shape" not in str(error):
+                raise TftrainError(f"cannot restore checkpoint {path}: {error}") from None
+            # Not damage: the config now builds a model of another shape.
+            raise ConfigError(
+                f"config error: cannot resume from {path}: {str(error).splitlines()[0]} The "
+                f"config changed the model's shape; use a new --run-dir, or warm-start from "
+                f"this run with train.init_from."
+            ) from None
+        except Exception as error:  # unreadable files fail in many ways (OpError, IndexError..)
             raise TftrainError(
                 f"cannot restore checkpoint {path}: {str(error).splitlines()[0]}"
             ) from None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from tftrain.errors import TftrainError
 from tftrain.runners.rundir import RunDir
 
 
@@ -21,3 +25,60 @@ def evaluate_run(
     with trainer.averaged_weights():
         metrics.update(trainer.model.evaluate_extra(trainer.dataset, split, plot=plot))
     return {**metrics, "split": split, "step": int(trainer.step.numpy()), "checkpoint": path}
+
+
+def listed_checkpoints(directory) -> list[str]:
+    """Complete checkpoints a CheckpointManager has recorded, oldest first."""
+    from tftrain.lazy import tf
+
+    state = tf.train.get_checkpoint_state(str(directory))
+    if state is None:
+        return []
+    return [p for p in state.all_model_checkpoint_paths if Path(f"{p}.index").exists()]
+
+
+def watch_run(run_dir, *, split="valid", timeout=600.0, poll=1.0, quiet=False):
+    """Evaluate each new checkpoint as training writes it (the tutorials' separate eval job).
+
+    Yields one metrics dict per checkpoint and writes them to `logs/eval`. Stops when the
+    training run has ended and every checkpoint is scored, or after `timeout` seconds
+    without a new checkpoint.
+    """
+    from tftrain.runners.progress import say
+    from tftrain.runners.summaries import SummaryLog
+    from tftrain.runners.trainer import Trainer
+
+    run = RunDir(run_dir)
+    config = run.load_config()
+    trainer = Trainer(config, run_dir, quiet=True, for_training=False)
+    summaries = SummaryLog(run.logs, enabled=True)
+    seen: set[str] = set()
+    last_new = time.monotonic()
+    try:
+        while True:
+            fresh = [p for p in listed_checkpoints(run.checkpoints) if p not in seen]
+            for path in fresh:
+                seen.add(path)
+                try:
+                    trainer.keeper.restore(path)
+                except TftrainError as error:  # rotated away or damaged: report, go on
+                    say(f"warning: skipped {path}: {error}", quiet=quiet)
+                    continue
+                step = int(trainer.step.numpy())
+                metrics = trainer.evaluate(split)
+                summaries.scalars("eval", step, metrics)
+                summaries.flush()
+                run.append_metrics({"split": f"eval_{split}", "step": step, **metrics})
+                yield {**metrics, "split": split, "step": step, "checkpoint": path}
+            if fresh:
+                last_new = time.monotonic()
+                continue
+            status = run.read_run().get("status")
+            if status in ("finished", "failed", "interrupted"):
+                return
+            if time.monotonic() - last_new > timeout:
+                say(f"no new checkpoint for {timeout:g} s; stopping", quiet=quiet)
+                return
+            time.sleep(poll)
+    finally:
+        summaries.close()

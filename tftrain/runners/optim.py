@@ -26,6 +26,7 @@ def build_schedule(train, steps_per_epoch: int | None):
     base = train.optimizer.learning_rate
     interval = decay_interval(schedule, steps_per_epoch) if schedule.type == "exponential" else 1
     start = schedule.decay_start_epoch * (steps_per_epoch or 0)
+    total = linear_steps(train, steps_per_epoch) if schedule.type == "linear" else 1
 
     class Schedule(keras.optimizers.schedules.LearningRateSchedule):
         """constant | exponential (optionally staircase, after a start epoch) | piecewise."""
@@ -41,6 +42,9 @@ def build_schedule(train, steps_per_epoch: int | None):
                 if schedule.staircase:
                     exponent = tf.floor(exponent)
                 rate = base * tf.pow(schedule.decay_rate, exponent)
+            elif schedule.type == "linear":
+                progress = tf.minimum(step / total, 1.0)
+                rate = base * (1.0 - (1.0 - schedule.final_fraction) * progress)
             elif schedule.type == "piecewise":
                 rate = tf.constant(schedule.values[-1], tf.float32)
                 for boundary, value in reversed(
@@ -55,6 +59,20 @@ def build_schedule(train, steps_per_epoch: int | None):
             return {}
 
     return Schedule()
+
+
+def linear_steps(train, steps_per_epoch: int | None) -> int:
+    """Steps the linear decay spans: decay_steps, else max_steps, else epochs x epoch steps."""
+    if train.schedule.decay_steps:
+        return train.schedule.decay_steps
+    if train.max_steps:
+        return train.max_steps
+    if not steps_per_epoch:
+        raise ConfigError(
+            "config error: 'train.schedule.type: linear' needs 'train.schedule.decay_steps' "
+            "or 'train.max_steps' when the number of steps per epoch is unknown"
+        )
+    return max(1, train.epochs * steps_per_epoch)
 
 
 def build_optimizer(train, steps_per_epoch: int | None):

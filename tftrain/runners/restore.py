@@ -25,9 +25,7 @@ def load_trained(run_dir, checkpoint: str = "latest", *, quiet=True):
     shadows = [tf.Variable(v, trainable=False) for v in variables] if config.train.ema_decay else []
     step = tf.Variable(0, dtype=tf.int64)
     tracked = tf.train.Checkpoint(model=model.network, ema=shadows, step=step)
-    keeper = CheckpointKeeper(
-        tracked, latest_dir=run.checkpoints, best_dir=run.best, max_to_keep=1
-    )
+    keeper = CheckpointKeeper(tracked, latest_dir=run.checkpoints, best_dir=run.best, max_to_keep=1)
     path = keeper.resolve(checkpoint)
     tracked.restore(path).expect_partial().assert_existing_objects_matched()
     for shadow, variable in zip(shadows, variables, strict=False):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tftrain.data.base import DataSpec
-from tftrain.errors import ConfigError
+from tftrain.errors import ConfigError, TftrainError
 
 
 class RunDir:
@@ -52,6 +52,10 @@ class RunDir:
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def lock(self) -> RunLock:
+        """An exclusive lock on this run directory for one training process."""
+        return RunLock(self.path / ".lock")
 
     def require(self) -> None:
         """A run directory another command can use: it must hold the resolved config."""
@@ -106,3 +110,47 @@ def versions() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
+
+
+class RunLock:
+    """`fcntl.flock` on RUN_DIR/.lock: refused while another live process trains this run.
+
+    The kernel drops the lock when its process dies, so a crashed run never leaves it stuck.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        import fcntl
+        import os
+        import socket
+
+        self.handle = self.path.open("a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            self.handle = None
+            raise RunLocked(
+                f"{self.path.parent} is being trained by {holder}; wait for it to finish, "
+                f"stop it, or use another --run-dir"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.close()  # closing releases the lock
+            self.handle = None
+        return False
+
+
+class RunLocked(TftrainError):
+    """Another live process holds the run directory."""

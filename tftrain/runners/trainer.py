@@ -1,10 +1,13 @@
 """The shared training loop: one `run_epoch` for every model, and `fit` around it.
 
-The step is compiled once with `tf.function`; `train.steps_per_loop` steps run inside one call.
-Around the loop sit small, separate concerns: checkpoints (`checkpoints.py`), summaries
-(`summaries.py`), progress (`progress.py`), early stopping and stop signals (`stopping.py`).
-The loop knows nothing of any model's maths: it asks the model for outputs, the per-batch
-(sum, count) of each metric, and the state to carry to the next batch.
+The step is compiled once with `tf.function`; `train.steps_per_loop` steps run inside one call,
+and the host reads values back only at log, checkpoint and validation boundaries, so small
+models are not slowed by a round trip per step. Around the loop sit small, separate concerns:
+checkpoints (`checkpoints.py`), summaries (`summaries.py`), progress (`progress.py`), early
+stopping and stop signals (`stopping.py`), the NaN policy (`numerics.py`), mixed precision
+(`precision.py`), gradient accumulation (`accumulation.py`), strategies (`distributed.py`)
+and warm starts (`warm_start.py`). The loop knows nothing of any model's maths: it asks the
+model for outputs, the per-batch (sum, count) of each metric, and the state to carry.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import time
 import numpy as np
 
 from tftrain import devices
-from tftrain.errors import TftrainError, TrainingError
+from tftrain.errors import ConfigError, TftrainError, TrainingError
 from tftrain.lazy import keras, tf
 from tftrain.registry import datasets, models
+from tftrain.runners import distributed, precision
+from tftrain.runners.accumulation import GradientAccumulator
 from tftrain.runners.checkpoints import CheckpointKeeper
+from tftrain.runners.numerics import NonFiniteGuard, RollbackRequested
 from tftrain.runners.optim import WeightAverager, build_optimizer
 from tftrain.runners.progress import Progress, say
 from tftrain.runners.rundir import RunDir, versions
@@ -49,50 +55,92 @@ class Trainer:
         self.config = config
         self.run = RunDir(run_dir)
         self.quiet = quiet
+        self.stop = None
+        train = config.train
         devices.apply(config.device, report=lambda text: say(text, quiet=quiet))
+        # Strategies are for training (runners/distributed.py); eval and export use one device.
+        self.distributed = for_training and config.device.strategy != "default"
+        self.strategy = devices.strategy(config.device if self.distributed else None)
+        if self.distributed and (train.grad_accumulation_steps > 1 or train.mixed_precision):
+            raise ConfigError(
+                "config error: train.grad_accumulation_steps and train.mixed_precision are not "
+                "supported with device.strategy other than 'default' yet"
+            )
+        if train.deterministic:
+            tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
+        self.precision = precision.set_policy(train)
         self.dataset = build_dataset(config)
         self.spec = self.dataset.spec()
-        self.model = build_model(config, self.spec)
-        train = config.train
-        self.batch_size = train.batch_size
-        self.eval_batch_size = config.eval.batch_size or train.batch_size
-        self.drop_remainder = self.model.needs_fixed_batch
-        self.steps_per_epoch = self.dataset.steps(
-            "train", self.batch_size, drop_remainder=self.drop_remainder
-        )
-        if self.steps_per_epoch == 0:
-            raise TrainingError(
-                f"the training split has fewer examples than one batch "
-                f"(train.batch_size={self.batch_size})"
+        # Model, optimizer and checkpointed variables live under the strategy
+        # (runners/distributed.py); the default strategy's scope costs nothing.
+        with self.strategy.scope():
+            self.model = build_model(config, self.spec)
+            self.batch_size = train.batch_size
+            self.eval_batch_size = config.eval.batch_size or train.batch_size
+            self.drop_remainder = self.model.needs_fixed_batch
+            self.steps_per_epoch = self.dataset.steps(
+                "train", self.batch_size, drop_remainder=self.drop_remainder
             )
-        self.variables = self.model.network.trainable_variables
-        self.optimizer, self.schedule = build_optimizer(train, self.steps_per_epoch)
-        self.optimizer.build(self.variables)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
-        self.best_value = tf.Variable(math.nan, dtype=tf.float64, trainable=False)
-        self.bad_evaluations = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.averager = WeightAverager(self.variables, train.ema_decay) if train.ema_decay else None
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model.network,
-            optimizer=self.optimizer,
-            step=self.step,
-            epoch=self.epoch,
-            step_in_epoch=self.step_in_epoch,
-            best_value=self.best_value,
-            bad_evaluations=self.bad_evaluations,
-            lr_multiplier=self.schedule.multiplier,
-            ema=self.averager.shadows if self.averager else [],
-        )
+            if self.steps_per_epoch == 0:
+                raise TrainingError(
+                    f"the training split has fewer examples than one batch "
+                    f"(train.batch_size={self.batch_size})"
+                )
+            self.variables = self.model.network.trainable_variables
+            updates_per_epoch = (
+                self.steps_per_epoch // train.grad_accumulation_steps
+                if self.steps_per_epoch
+                else None
+            )
+            self.base_optimizer, self.schedule = build_optimizer(train, updates_per_epoch)
+            self.optimizer = precision.wrap_optimizer(self.base_optimizer, self.precision)
+            self.optimizer.build(self.variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="step_in_epoch"
+            )
+            # No NaN sentinel here: check_numerics would flag it. `has_best` says "seen one".
+            self.best_value = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+            self.has_best = tf.Variable(False, trainable=False)
+            self.bad_evaluations = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.averager = (
+                WeightAverager(self.variables, train.ema_decay) if train.ema_decay else None
+            )
+            self.accumulator = (
+                GradientAccumulator(self.variables, train.grad_accumulation_steps)
+                if train.grad_accumulation_steps > 1
+                else None
+            )
+            self.guard = NonFiniteGuard(train)
+            self.checkpoint = tf.train.Checkpoint(
+                model=self.model.network,
+                optimizer=self.optimizer,
+                step=self.step,
+                epoch=self.epoch,
+                step_in_epoch=self.step_in_epoch,
+                best_value=self.best_value,
+                has_best=self.has_best,
+                bad_evaluations=self.bad_evaluations,
+                lr_multiplier=self.schedule.multiplier,
+                ema=self.averager.shadows if self.averager else [],
+                # Dropout's seed-generator states are not tracked by the Keras model; saving
+                # them is what makes a resumed run draw the same dropout masks.
+                rng=[v for v in self.model.network.variables if "seed_generator" in v.path],
+                accumulated=(
+                    [*self.accumulator.sums, self.accumulator.count] if self.accumulator else []
+                ),
+            )
         self.keeper = CheckpointKeeper(
             self.checkpoint,
             latest_dir=self.run.checkpoints,
             best_dir=self.run.best,
             max_to_keep=config.checkpoint.max_to_keep,
         )
-        self.summaries = SummaryLog(self.run.logs, enabled=config.summaries.enabled and for_training)
+        self.summaries = SummaryLog(
+            self.run.logs, enabled=config.summaries.enabled and for_training
+        )
         self.metric_names = self._probe_metric_names()
         self._train_steps = tf.function(self._train_steps_python)
         self._eval_steps = tf.function(self._eval_steps_python)
@@ -101,18 +149,21 @@ class Trainer:
             if config.device.jit_compile
             else self._train_step
         )
+        if self.distributed:  # multi-replica step and non-chief worker dirs
+            self._step_fn = distributed.ReplicatedStep(self)
+            distributed.setup_worker(self, run_dir)
 
     # --- the compiled steps --------------------------------------------------------------
 
     def _probe_metric_names(self) -> list[str]:
         """Run one batch eagerly to learn which metrics the model reports."""
-        split = "valid" if self.dataset.num_examples("valid") else "train"
-        batch = next(iter(self.dataset.batches(split, self.batch_size, drop_remainder=True)))
+        # The training split holds at least one full batch (checked above); valid may not.
+        batch = next(iter(self.dataset.batches("train", self.batch_size, drop_remainder=True)))
         features, labels = batch
         outputs, _ = self.model.forward(
             features, training=False, state=self.model.initial_state(self.batch_size)
         )
-        names = sorted(self.model.losses_and_metrics(labels, outputs))
+        names = sorted(self.model.losses_and_metrics(labels, precision.as_float32(outputs)))
         if "loss" not in names:
             raise TypeError(f"{type(self.model).__name__}.losses_and_metrics must return 'loss'")
         names.remove("loss")
@@ -122,47 +173,80 @@ class Trainer:
         return {name: tf.zeros([2], tf.float32) for name in self.metric_names}
 
     def _train_step(self, features, labels, state):
+        """Forward, backward, and (if finite) update; returns (metric sums, state, finite)."""
         train = self.config.train
         with tf.GradientTape() as tape:
             outputs, new_state = self.model.forward(features, training=True, state=state)
-            metrics = self.model.losses_and_metrics(labels, outputs)
+            metrics = self.model.losses_and_metrics(labels, precision.as_float32(outputs))
             loss_sum, count = metrics["loss"]
-            loss = loss_sum / tf.maximum(count, 1.0)
-            objective = loss
+            objective = tf.cast(loss_sum, tf.float32) / tf.maximum(tf.cast(count, tf.float32), 1.0)
             if train.l2:
                 weights = self.model.regularized_variables()
                 objective += train.l2 * tf.add_n([tf.nn.l2_loss(w) for w in weights])
-        gradients = tape.gradient(objective, self.variables)
-        if train.clip_grad_norm:
-            gradients, norm = tf.clip_by_global_norm(gradients, train.clip_grad_norm)
+            scaled = (
+                self.optimizer.scale_loss(objective)
+                if self.precision == "mixed_float16"
+                else objective
+            )
+        gradients = tape.gradient(scaled, self.variables)
+        # Sparse (IndexedSlices) gradients of embedding lookups stay sparse, so the optimizer
+        # scatters only the rows a batch touched (word2vec); accumulation needs them dense.
+        gradients = [
+            tf.zeros_like(v)
+            if g is None
+            else g
+            if isinstance(g, tf.IndexedSlices) and self.accumulator is None
+            else tf.convert_to_tensor(g)
+            for g, v in zip(gradients, self.variables, strict=True)
+        ]
+        if self.precision == "mixed_float16":
+            # The loss-scale optimizer skips overflowing steps itself and lowers the scale.
+            finite = tf.math.is_finite(objective)
         else:
-            norm = tf.linalg.global_norm(gradients)
-        finite = tf.logical_and(tf.math.is_finite(objective), tf.math.is_finite(norm))
+            finite = tf.logical_and(
+                tf.math.is_finite(objective), tf.math.is_finite(tf.linalg.global_norm(gradients))
+            )
         if finite:
-            self.optimizer.apply_gradients(zip(gradients, self.variables, strict=True))
-            if self.averager is not None:
-                self.averager.update(self.step)
-            self.step.assign_add(1)
-            self.step_in_epoch.assign_add(1)
-        sums = {name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)]) for name, (s, c) in metrics.items()}
+            if self.accumulator is not None:
+                self.accumulator.add(gradients)
+                if self.accumulator.ready():
+                    self._apply(self.accumulator.mean())
+                    self.accumulator.reset()
+            else:
+                self._apply(gradients)
+        sums = {
+            name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
+            for name, (s, c) in metrics.items()
+        }
         return sums, new_state, finite
 
-    def _train_steps_python(self, iterator, state, num_steps):
-        """Up to `num_steps` training steps; stops early at the end of data or a NaN/Inf."""
-        totals = self._zero_totals()
+    def _apply(self, gradients) -> None:
+        if self.config.train.clip_grad_norm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.config.train.clip_grad_norm)
+        self.optimizer.apply_gradients(zip(gradients, self.variables, strict=True))
+        if self.averager is not None:
+            self.averager.update(self.base_optimizer.iterations)
+
+    def _train_steps_python(self, iterator, state, num_steps, totals):
+        """Up to `num_steps` steps (fewer at the end of data); adds their metrics to `totals`.
+
+        Every batch counts as a step, applied or (being non-finite) skipped, so `step` and
+        `step_in_epoch` are also the position in the data.
+        """
         steps = tf.constant(0)
-        finite = tf.constant(True)
         for _ in tf.range(num_steps):
             optional = iterator.get_next_as_optional()
             if not optional.has_value():
                 break
             features, labels = optional.get_value()
             sums, state, finite = self._step_fn(features, labels, state)
-            if not finite:
-                break
-            totals = {name: totals[name] + sums[name] for name in self.metric_names}
+            self.step.assign_add(1)
+            self.step_in_epoch.assign_add(1)
+            self.guard.record(finite, self.step)
+            if finite:
+                totals = {name: totals[name] + sums[name] for name in self.metric_names}
             steps += 1
-        return totals, state, steps, finite
+        return totals, state, steps
 
     def _eval_steps_python(self, iterator, state, num_steps):
         totals = self._zero_totals()
@@ -173,7 +257,7 @@ class Trainer:
                 break
             features, labels = optional.get_value()
             outputs, state = self.model.forward(features, training=False, state=state)
-            metrics = self.model.losses_and_metrics(labels, outputs)
+            metrics = self.model.losses_and_metrics(labels, precision.as_float32(outputs))
             totals = {
                 name: totals[name] + tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
                 for name, (s, c) in metrics.items()
@@ -183,17 +267,20 @@ class Trainer:
 
     # --- one pass over a split -----------------------------------------------------------
 
-    def run_epoch(self, split: str, training: bool, *, on_chunk=None, max_batches=None) -> dict:
+    def run_epoch(self, split: str, training: bool, *, on_sync=None, max_batches=None) -> dict:
         """One pass over `split`: trains if `training`, else evaluates. Returns mean metrics.
 
-        Training resumes at `step_in_epoch` of the current epoch and calls
-        `on_chunk(steps_done, chunk_totals)` after every compiled call; it returns False to
-        stop the epoch early.
+        Training resumes at `step_in_epoch` of the current epoch. At each host
+        synchronisation (log, checkpoint and validation boundaries, a stop request, the end
+        of the epoch) it applies the NaN policy and calls `on_sync(step, totals)` with the
+        metric sums since the previous one; `on_sync` returns False to end the epoch early.
         """
         batch_size = self.batch_size if training else self.eval_batch_size
         epoch = int(self.epoch.numpy())
         skip = int(self.step_in_epoch.numpy()) if training else 0
-        data = self.dataset.batches(
+        # Training batches may be augmented (data.augment); evaluation batches never are.
+        make_batches = self.dataset.training_batches if training else self.dataset.batches
+        data = make_batches(
             split,
             batch_size,
             epoch=epoch,
@@ -201,8 +288,10 @@ class Trainer:
             shuffle=training and self.config.train.shuffle,
             drop_remainder=self.drop_remainder,
         )
-        iterator = iter(data)
         state = self.model.initial_state(batch_size)
+        if training and self.distributed:
+            data, state = distributed.distribute_epoch(self, data, batch_size)
+        iterator = iter(data)
         totals = {name: np.zeros(2) for name in self.metric_names}
         if not training:
             limit = max_batches or ALL_STEPS
@@ -210,34 +299,57 @@ class Trainer:
             for name, value in chunk.items():
                 totals[name] += value.numpy()
             return self.model.finalize_metrics(mean_metrics(totals))
+        step = int(self.step.numpy())
+        in_epoch = skip
+        window = self._zero_totals()
         while True:
-            size = self._next_chunk_size()
-            if size == 0:
+            size = self._next_chunk_size(step)
+            if self.steps_per_epoch:
+                size = min(size, self.steps_per_epoch - in_epoch)
+            if size <= 0:
                 break
-            chunk, state, steps, finite = self._train_steps(iterator, state, tf.constant(size))
-            steps = int(steps)
-            chunk = {name: value.numpy() for name, value in chunk.items()}
-            for name, value in chunk.items():
-                totals[name] += value
-            if not bool(finite):
-                self._on_non_finite()
-            keep_going = on_chunk(steps, chunk) if on_chunk else True
-            if steps < size or not keep_going:
-                break
+            window, state, done = self._train_steps(iterator, state, tf.constant(size), window)
+            # The host only waits for the device when it must: at boundaries, or every call
+            # when the epoch's length is unknown (streamed data).
+            done = size if self.steps_per_epoch else int(done)
+            step += done
+            in_epoch += done
+            ended = done < size or (self.steps_per_epoch and in_epoch >= self.steps_per_epoch)
+            stopping = self.stop is not None and self.stop.requested
+            if ended or stopping or self._is_boundary(step):
+                step = int(self.step.numpy())
+                in_epoch = int(self.step_in_epoch.numpy())
+                synced = {name: value.numpy() for name, value in window.items()}
+                window = self._zero_totals()
+                for name, value in synced.items():
+                    totals[name] += value
+                self.guard.check(epoch=epoch, last_checkpoint=self.keeper.latest_path, say=say)
+                keep_going = on_sync(step, synced) if on_sync else True
+                if ended or not keep_going:
+                    break
         return self.model.finalize_metrics(mean_metrics(totals))
 
-    def _next_chunk_size(self) -> int:
-        """Steps until the next log, checkpoint, validation or the end of training."""
-        step = int(self.step.numpy())
-        size = self.config.train.steps_per_loop
-        intervals = [
-            self.config.train.log_every_steps,
-            self.config.checkpoint.every_steps,
-            self.config.train.validate_every_steps,
+    def _intervals(self) -> list[int]:
+        return [
+            interval
+            for interval in (
+                self.config.train.log_every_steps,
+                self.config.checkpoint.every_steps,
+                self.config.train.validate_every_steps,
+            )
+            if interval
         ]
-        for interval in intervals:
-            if interval:
-                size = min(size, interval - step % interval)
+
+    def _is_boundary(self, step: int) -> bool:
+        return any(step % interval == 0 for interval in self._intervals()) or (
+            self.max_steps is not None and step >= self.max_steps
+        )
+
+    def _next_chunk_size(self, step: int) -> int:
+        """Steps until the next log, checkpoint, validation or the end of training."""
+        size = self.config.train.steps_per_loop
+        for interval in self._intervals():
+            size = min(size, interval - step % interval)
         if self.max_steps is not None:
             size = min(size, self.max_steps - step)
         return max(size, 0)
@@ -245,17 +357,6 @@ class Trainer:
     @property
     def max_steps(self) -> int | None:
         return self.config.train.max_steps
-
-    def _on_non_finite(self) -> None:
-        step = int(self.step.numpy()) + 1
-        last = self.keeper.latest_path
-        kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved"
-        self.run.write_run(status="failed", failure=f"non-finite loss at step {step}")
-        raise TrainingError(
-            f"loss became NaN or Inf at step {step} (epoch {int(self.epoch.numpy()) + 1}); "
-            f"training stopped (train.on_nan: stop) and {kept}. Try a lower learning rate "
-            f"or set train.clip_grad_norm."
-        )
 
     # --- evaluation ----------------------------------------------------------------------
 
@@ -279,7 +380,23 @@ class Trainer:
     def fit(self) -> dict:
         """Train to `train.epochs` / `train.max_steps`, resuming from the latest checkpoint."""
         self.run.create()
-        resumed = self.keeper.restore_latest()
+        with self.run.lock(), self._numeric_checks():
+            return self._fit()
+
+    @contextlib.contextmanager
+    def _numeric_checks(self):
+        """`train.check_numerics`: TensorFlow checks every op's output while training."""
+        if not self.config.train.check_numerics:
+            yield
+            return
+        tf.debugging.enable_check_numerics()
+        try:
+            yield
+        finally:
+            tf.debugging.disable_check_numerics()  # process-wide: do not leak into callers
+
+    def _fit(self) -> dict:
+        resumed = self.keeper.restore_latest(warn=lambda text: say(text, quiet=self.quiet))
         self._write_run_files(resumed)
         if resumed:
             say(
@@ -287,17 +404,25 @@ class Trainer:
                 f"epoch {int(self.epoch.numpy()) + 1}, batch {int(self.step_in_epoch.numpy())}",
                 quiet=self.quiet,
             )
+        else:
+            self._warm_start()
+            self.keeper.save(0)  # a last good checkpoint exists from the start (NaN rollback)
         self.early_stopping = EarlyStopping(
             self.config.train.early_stopping, self.model.higher_is_better, self.bad_evaluations
         )
         self.has_valid = bool(self.dataset.num_examples("valid"))
+        self.guard.reset()
         stopped_early = False
         started = time.perf_counter()
         with StopSignal() as stop:
             self.stop = stop
             try:
                 while not self._finished():
-                    self._train_one_epoch()
+                    try:
+                        self._train_one_epoch()
+                    except RollbackRequested as rollback:
+                        self._roll_back(rollback.bad_step)
+                        continue
                     if self.stop.requested:
                         raise self._interrupt()
                     if self._reached_max_steps() and int(self.step_in_epoch.numpy()) != 0:
@@ -317,8 +442,21 @@ class Trainer:
                         )
                         stopped_early = True
                         break
-            except TftrainError:
+            except tf.errors.InvalidArgumentError as error:
                 self.summaries.close()
+                if "Tensor had" not in str(error):  # not a check_numerics report
+                    raise
+                self.run.write_run(status="failed", failure="check_numerics")
+                raise TrainingError(
+                    f"train.check_numerics found a NaN or Inf at step "
+                    f"{int(self.step.numpy()) + 1}; first op with a NaN or Inf output: "
+                    f"{numerics_culprit(str(error))}. The last good checkpoint is "
+                    f"{self.keeper.latest_path}."
+                ) from None
+            except TftrainError as error:
+                self.summaries.close()
+                if not isinstance(error, Interrupted):
+                    self.run.write_run(status="failed", failure=str(error).splitlines()[0])
                 raise
         self.summaries.close()
         results = {}
@@ -331,10 +469,51 @@ class Trainer:
             step=int(self.step.numpy()),
             epoch=int(self.epoch.numpy()),
             stopped_early=stopped_early,
+            skipped_steps=int(self.guard.skipped.numpy()),
+            rollbacks=self.guard.rollbacks,
             train_seconds=round(time.perf_counter() - started, 2),
             final=results,
         )
         return results
+
+    def _warm_start(self) -> None:
+        init_from = self.config.train.init_from
+        if init_from is None:
+            return
+        from tftrain.runners.warm_start import warm_start
+
+        report = warm_start(self.model, init_from)
+        if self.averager is not None:  # the average starts from the warm weights
+            for shadow, variable in zip(self.averager.shadows, self.variables, strict=True):
+                shadow.assign(variable)
+        say(
+            f"warm start from {report['checkpoint']}: restored {', '.join(report['restored'])}; "
+            f"fresh: {', '.join(report['fresh']) or 'none'}",
+            quiet=self.quiet,
+        )
+        self.run.write_run(warm_start=report)
+
+    def _roll_back(self, bad_step: int) -> None:
+        """Restore the last good checkpoint and lower the learning rate (train.on_nan: rollback)."""
+        train = self.config.train
+        guard = self.guard
+        if guard.rollbacks >= train.max_rollbacks:
+            raise TrainingError(
+                f"loss became NaN or Inf at step {bad_step} after {guard.rollbacks} rollbacks "
+                f"(train.max_rollbacks={train.max_rollbacks}); stopped. The last good "
+                f"checkpoint is {self.keeper.latest_path}."
+            )
+        multiplier = float(self.schedule.multiplier.numpy()) * train.nan_lr_backoff
+        path = self.keeper.restore_latest(warn=lambda text: say(text, quiet=self.quiet))
+        self.schedule.multiplier.assign(multiplier)
+        guard.rollbacks += 1
+        guard.reset()
+        say(
+            f"warning: NaN or Inf loss at step {bad_step}; rolled back to {path} (step "
+            f"{int(self.step.numpy())}) with the learning rate x{multiplier:g} (rollback "
+            f"{guard.rollbacks} of {train.max_rollbacks})",
+            quiet=self.quiet,
+        )
 
     def _finished(self) -> bool:
         return int(self.epoch.numpy()) >= self.config.train.epochs or self._reached_max_steps()
@@ -352,15 +531,17 @@ class Trainer:
             every=self.config.train.log_every_steps,
         )
         window = {"totals": None, "steps": 0, "started": time.perf_counter()}
+        last = {"step": int(self.step.numpy())}
 
-        def on_chunk(steps: int, chunk: dict) -> bool:
-            step = int(self.step.numpy())
+        def on_sync(step: int, totals: dict) -> bool:
+            steps = step - last["step"]
+            last["step"] = step
             if window["totals"] is None:
-                window["totals"] = {k: np.zeros(2) for k in chunk}
-            for name, value in chunk.items():
+                window["totals"] = {k: np.zeros(2) for k in totals}
+            for name, value in totals.items():
                 window["totals"][name] += value
             window["steps"] += steps
-            progress.update(steps, steps * self.batch_size, {"loss": chunk_loss(chunk)})
+            progress.update(steps, steps * self.batch_size, {"loss": chunk_loss(totals)})
             if step % self.config.train.log_every_steps == 0:
                 self._log_train(window, step, epoch)
             every = self.config.checkpoint.every_steps
@@ -372,7 +553,7 @@ class Trainer:
             return not self.stop.requested and not self._reached_max_steps()
 
         try:
-            self.run_epoch("train", training=True, on_chunk=on_chunk)
+            self.run_epoch("train", training=True, on_sync=on_sync)
         finally:
             progress.close()
         if window["steps"]:
@@ -385,7 +566,7 @@ class Trainer:
         metrics = self.model.finalize_metrics(mean_metrics(window["totals"]))
         values = {
             **metrics,
-            "learning_rate": float(self.schedule(self.optimizer.iterations)),
+            "learning_rate": float(self.schedule(self.base_optimizer.iterations)),
             "examples_per_second": window["steps"] * self.batch_size / elapsed,
         }
         self.summaries.scalars("train", step, values)
@@ -416,8 +597,10 @@ class Trainer:
         mode = self.config.checkpoint.best_mode
         higher = name in self.model.higher_is_better if mode == "auto" else mode == "max"
         value = metrics[name]
-        if better(value, float(self.best_value.numpy()), higher, 0.0):
+        best = float(self.best_value.numpy()) if bool(self.has_best.numpy()) else math.nan
+        if better(value, best, higher, 0.0):
             self.best_value.assign(value)
+            self.has_best.assign(True)
             self.keeper.save_best(step, name, value)
 
     def _interrupt(self) -> Interrupted:
@@ -453,7 +636,18 @@ class Trainer:
             versions=versions(),
             devices=[d.name for d in tf.config.list_logical_devices()],
             steps_per_epoch=self.steps_per_epoch,
+            precision=self.precision,
         )
+
+
+def numerics_culprit(message: str) -> str:
+    """The op a check_numerics error names, e.g. "GatherV2" from ".../CheckNumericsV2"."""
+    import re
+
+    found = re.search(r"Detected at node (\S+)", message)
+    if not found:
+        return message.splitlines()[0]
+    return found.group(1).removesuffix("/CheckNumericsV2").rstrip(":")
 
 
 def chunk_loss(chunk: dict) -> float:
