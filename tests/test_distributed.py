@@ -1,0 +1,200 @@
+"""Strategies end to end, each in fresh processes (devices must be configured before TF starts).
+
+mirrored over 2 logical CPUs and `tftrain launch --workers 2` (MultiWorkerMirroredStrategy,
+with a worker killed mid-run and the cluster relaunched) must give the single-device result
+for the same global batch; parameter_server trains with 1 ps + 2 workers + a coordinator.
+The launch test covers both the plain launch and the kill/resume case in one run to keep the
+number of TensorFlow processes (about 5 s of CPU each to start) down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import PROJECT
+
+CONFIG = {
+    "name": "dist",
+    "seed": 3,
+    "model": {"type": "softmax", "hidden_units": [16]},
+    "data": {"type": "digits"},
+    # 1,294 training examples: 20 full batches of 64 and a partial one of 14, so the
+    # replicas also see an uneven split of the last batch.
+    "train": {
+        "batch_size": 64,
+        "epochs": 2,
+        "steps_per_loop": 4,
+        "log_every_steps": 10,
+        "clip_grad_norm": 5.0,
+        "l2": 0.0001,
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+    },
+    "eval": {"final_splits": ["valid"]},
+}
+STEPS = 2 * 21
+
+
+def tftrain(*args, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env.pop("TF_CONFIG", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tftrain", *map(str, args)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def finish(process: subprocess.Popen, timeout=240) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def weights(run_dir) -> dict:
+    """Every trained variable and the step counter of the run's latest checkpoint."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(
+        tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    )
+    return {
+        key: reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if key.startswith(("optimizer/_trainable_variables/", "step/"))
+    }
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() and len(a) >= 5
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=2e-5, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "dist.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    return path
+
+
+@pytest.fixture(scope="module")
+def single_run(config_file, tmp_path_factory):
+    """The single-device reference run (started here, awaited by the tests that use it)."""
+    run_dir = tmp_path_factory.mktemp("single") / "run"
+    process = tftrain("fit", config_file, "--run-dir", run_dir, "--quiet")
+    return process, run_dir
+
+
+def reference(single_run) -> dict:
+    process, run_dir = single_run
+    if process.returncode is None:
+        finish(process)
+    return weights(run_dir)
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(config_file, single_run, tmp_path):
+    run_dir = tmp_path / "mirrored"
+    process = tftrain(
+        "fit", config_file, "--run-dir", run_dir, "--quiet",
+        "--set", "device.strategy=mirrored", "--set", "device.logical_cpus=2",
+    )  # fmt: skip
+    finish(process)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["devices"] == ["/device:CPU:0", "/device:CPU:1"]
+    mirrored = weights(run_dir)
+    assert int(mirrored["step/.ATTRIBUTES/VARIABLE_VALUE"]) == STEPS
+    assert_same_weights(mirrored, reference(single_run))
+
+
+def test_launch_two_workers_killed_resumed_matches_one_process(config_file, single_run, tmp_path):
+    """launch --workers 2; worker 1 is killed mid-run, the launch stops the chief and fails;
+    launched again, both workers resume from the chief's checkpoint, finish, and end with the
+    single-process weights. Only the chief ever wrote checkpoints, summaries and metrics."""
+    run_dir = tmp_path / "two"
+    every = ["--set", "checkpoint.every_steps=10"]
+    launcher = tftrain("launch", "--workers", 2, config_file, "--run-dir", run_dir, *every)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(launcher.stdout), daemon=True)
+    reader.start()
+
+    def saved_steps() -> list[int]:
+        return [int(p.name[5:-6]) for p in (run_dir / "checkpoints").glob("ckpt-*.index")]
+
+    deadline = time.time() + 180
+    while not any(step >= 10 for step in saved_steps()):  # the chief saved mid-run
+        assert launcher.poll() is None and time.time() < deadline, "".join(lines)[-3000:]
+        time.sleep(0.05)
+    pid = int(re.search(r"\[launch\] worker 1: pid (\d+)", "".join(lines)).group(1))
+    os.kill(pid, signal.SIGKILL)
+    launcher.wait(timeout=60)
+    reader.join(timeout=10)
+    first = "".join(lines)
+    assert launcher.returncode == 1, first[-3000:]
+    assert f"worker 1 (pid {pid}) exited with code -9; stopped the other tasks" in first
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+    output = finish(tftrain("launch", "--workers", 2, config_file, "--run-dir", run_dir, *every))
+    resumed = re.findall(r"\[worker (\d)\] resuming from (\S+): step (\d+)", output)
+    assert sorted(worker for worker, _, _ in resumed) == ["0", "1"]
+    (_, path0, step0), (_, path1, step1) = resumed
+    assert path0 == path1 and step0 == step1 and 10 <= int(step0) < STEPS
+    assert Path(path0).parent == run_dir / "checkpoints"
+    assert output.count("] run directory: ") == 2  # both workers finished
+    assert "[launch] all 2 training task(s) finished" in output
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "finished" and run["step"] == STEPS
+
+    # Every event file was written by a worker-0 process (the pid is in the file name), and
+    # worker 1's temporary checkpoint directory is gone.
+    chiefs = set(re.findall(r"\[launch\] worker 0: pid (\d+)", first + output))
+    events = list((run_dir / "logs").glob("*/events.out.tfevents.*"))
+    writers = {re.search(r"\.(\d+)\.\d+\.v2$", e.name).group(1) for e in events}
+    assert events and writers <= chiefs
+    temporary = re.findall(r"writing checkpoints to (\S+) \(removed at exit\)", output)
+    assert temporary and not any(Path(t).exists() for t in temporary)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("event") == "final" for r in records) == 1
+    assert_same_weights(weights(run_dir), reference(single_run))
+
+
+def test_parameter_server_trains_with_one_ps_and_two_workers(config_file, tmp_path):
+    run_dir = tmp_path / "ps"
+    output = finish(
+        tftrain(
+            "launch",
+            "--workers",
+            2,
+            "--ps",
+            1,
+            config_file,
+            "--run-dir",
+            run_dir,
+            "--set",
+            "device.strategy=parameter_server",
+        )
+    )
+    for task in ("chief 0", "worker 0", "worker 1", "ps 0"):
+        assert f"[launch] {task}: pid" in output
+    assert "[worker 1] worker 1: serving for the coordinator" in output
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "finished" and run["step"] == STEPS
+    assert run["final"]["valid"]["accuracy"] > 0.6  # chance is 0.1
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r.get("split") == "train"]
+    assert len(losses) == 2 and losses[-1] < losses[0]
