@@ -1,0 +1,199 @@
+"""word2vec: grouped corpus -> group purity; gensim reads our exports; analogy bookkeeping."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED_DATA
+
+TINY = {
+    "name": "w2v_tiny",
+    "seed": 0,
+    "model": {"type": "word2vec", "embedding_size": 16, "negatives": 4},
+    "data": {
+        "type": "grouped_words",
+        "groups": 4,
+        "words_per_group": 6,
+        "sentences": 1500,
+        "held_out_sentences": 50,
+        "window": 3,
+    },
+    "train": {
+        "batch_size": 128,
+        "epochs": 3,
+        "steps_per_loop": 20,
+        "optimizer": {"name": "sgd", "learning_rate": 0.025},
+        "schedule": {"type": "linear"},
+        "log_every_steps": 1000,
+    },
+    "eval": {"final_splits": ["valid"]},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny skip-gram run shared by the tests below (trained through the CLI)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from tftrain.cli import cli
+
+    root = tmp_path_factory.mktemp("w2v")
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    run_dir = root / "run"
+    result = CliRunner().invoke(cli, ["fit", str(config), "--run-dir", str(run_dir), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def test_grouped_corpus_neighbours_recover_the_groups(trained, cli):
+    import json
+
+    result = cli("eval", trained, "--split", "valid", "--json", "--quiet")
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["vocabulary"] == 4 * 6 + 5  # group words + the five function words
+    assert metrics["group_purity@5"] >= 0.9
+    assert metrics["loss"] < 2.5  # 5 * log(2) = 3.47 before training (4 noise words + 1)
+
+
+def test_exported_vectors_load_in_gensim_with_the_same_neighbours(trained, cli, tmp_path):
+    import gensim
+
+    for binary in (False, True):
+        out = tmp_path / ("bin" if binary else "txt")
+        args = ["export", trained, "--format", "word2vec", "--out", out, "--quiet"]
+        cli(*args, *(["--binary"] if binary else []))
+        path = out / ("vectors.bin" if binary else "vectors.txt")
+        vectors = gensim.models.KeyedVectors.load_word2vec_format(str(path), binary=binary)
+        assert len(vectors.index_to_key) == 29 and vectors.vector_size == 16
+        for word in ("animal0", "city3"):
+            result = cli("predict", trained, "--nearest", word, "--top-k", "5")
+            rows = list(csv.DictReader(io.StringIO(result.stdout)))
+            ours = [row["word"] for row in rows]
+            theirs = [w for w, _ in vectors.most_similar(word, topn=5)]
+            assert ours == theirs
+            assert float(rows[0]["similarity"]) == pytest.approx(
+                vectors.most_similar(word, topn=1)[0][1], abs=1e-5
+            )
+
+
+def test_projector_files_parse(trained, cli, tmp_path):
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    out = tmp_path / "projector"
+    cli("export", trained, "--format", "projector", "--out", out, "--quiet")
+    vectors = np.loadtxt(out / "vectors.tsv", delimiter="\t")
+    metadata = (out / "metadata.tsv").read_text(encoding="utf-8").splitlines()
+    assert vectors.shape == (29, 16)
+    assert metadata[0] == "word\tcount" and len(metadata) == 30
+    config = text_format.Parse(
+        (out / "projector_config.pbtxt").read_text(), projector.ProjectorConfig()
+    )
+    assert config.embeddings[0].tensor_path == "vectors.tsv"
+    assert config.embeddings[0].metadata_path == "metadata.tsv"
+
+
+def test_predict_analogy_excludes_the_question_words(trained, cli):
+    # city0 - animal0 + animal1: a city, by the groups (A - B + C, king man woman -> queen).
+    result = cli("predict", trained, "--analogy", "city0", "animal0", "animal1", "--top-k", "3")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["rank"] for row in rows] == ["1", "2", "3"]
+    assert not {row["word"] for row in rows} & {"animal0", "animal1", "city0"}
+    assert rows[0]["word"].startswith("city")  # the group of A
+
+
+def test_analogy_evaluation_counts_skipped_questions(tmp_path):
+    from tftrain.models.word2vec_tools import evaluate_analogies
+
+    # Vectors where b - a + c lands exactly on d for the "plural" questions.
+    words = ["cat", "cats", "dog", "dogs", "car", "cars", "rare"]
+    base = {"cat": [1, 0, 0, 0], "dog": [0, 1, 0, 0], "car": [0, 0, 1, 0]}
+    rows = []
+    for word in words:
+        if word == "rare":
+            rows.append([0.5, 0.5, 0.5, 0.5])
+        else:
+            vector = np.array(base[word.rstrip("s")], dtype=float)
+            rows.append(vector + (np.array([0, 0, 0, 1.0]) if word.endswith("s") else 0))
+    questions = tmp_path / "questions.txt"
+    questions.write_text(
+        ": plural\n"
+        "cat cats dog dogs\n"
+        "dog dogs car cars\n"
+        "cat cats zebra zebras\n"  # unknown words: skipped
+        ": rare-section\n"
+        "Cat Cats rare dog\n"  # known once case-folded; answered wrongly
+        "cat cats car cars\n"
+    )
+    result = evaluate_analogies(np.array(rows), words, questions, top_n=5)
+    # Outside the five most frequent words: zebra(s), cars (twice) and rare.
+    assert result["analogy_skipped"] == 4
+    assert result["analogy_answered"] == 1
+    assert result["analogy/plural"] == 1.0
+    assert "analogy/rare-section" not in result
+    full = evaluate_analogies(np.array(rows), words, questions, top_n=100)
+    assert full["analogy_skipped"] == 1
+    assert full["analogy_answered"] == 4
+    assert full["analogy/plural"] == 1.0
+    assert full["analogy/rare-section"] == 0.5
+    assert full["analogy_accuracy"] == 0.75
+    assert full["analogy_correct"] == 3
+
+
+def test_corpus_batches_are_deterministic_and_skip_whole_batches(tmp_path):
+    from tftrain.config import config_from_dict
+
+    text = tmp_path / "corpus.txt"
+    rng = np.random.default_rng(0)
+    vocabulary = [f"w{i}" for i in range(50)]
+    lines = [" ".join(rng.choice(vocabulary, size=12)) for _ in range(400)]
+    text.write_text("\n".join(lines) + "\n")
+    config = config_from_dict(
+        {
+            "model": {"type": "word2vec"},
+            "data": {"type": "text_corpus", "path": str(text), "min_count": 1, "block_chars": 512},
+        }
+    )
+    from tftrain.runners.trainer import build_dataset
+
+    dataset = build_dataset(config)
+    spec = dataset.spec()
+    assert len(spec.vocabulary) == 50 and sum(spec.extra["counts"]) == 4800
+
+    def centres(**options):
+        data = dataset.batches("train", 64, shuffle=True, **options)
+        return [f["center"].numpy() for f, _ in data]
+
+    first, again, other = centres(epoch=1), centres(epoch=1), centres(epoch=2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=False))
+    skipped = centres(epoch=1, skip=3)
+    assert len(skipped) == len(first) - 3
+    assert all(np.array_equal(a, b) for a, b in zip(first[3:], skipped, strict=True))
+    # With sample=1e-3 on 4,800 tokens every word is frequent: the stream is sub-sampled.
+    kept = sum(len(c) for c in first)
+    assert abs(kept - dataset.num_examples("train")) < 0.05 * kept
+    assert kept < 4800
+    # Context rows hold only ids of the same line within the window, or -1.
+    features, _ = next(iter(dataset.batches("train", 64)))
+    assert features["context"].shape[1] == 2 * config.data.window
+    assert int(np.min(features["context"])) >= -1
+
+
+@pytest.mark.slow
+def test_ptb_vocabulary_counts():
+    path = SHARED_DATA / "ptb" / "ptb.train.txt"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    from tftrain.data.word2vec_corpus import TextCorpus, TextCorpusConfig
+
+    dataset = TextCorpus(TextCorpusConfig(type="text_corpus", path=str(path), min_count=1), seed=0)
+    spec = dataset.spec()
+    assert len(spec.vocabulary) == 9999  # 10,000 with <eos>, which the file does not hold
+    assert spec.extra["corpus_tokens"] == 929589 - 42068  # minus one <eos> per line
