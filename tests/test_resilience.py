@@ -312,3 +312,21 @@ def test_mixed_precision_bfloat16_trains_with_float32_weights(tmp_path):
     assert results["test"]["accuracy"] > 0.85
     float32 = Trainer(config_from_dict(DIGITS_MLP), tmp_path / "f32", quiet=True)
     assert float32.precision == "float32"  # the global policy is reset for the next run
+
+
+def test_mixed_float16_uses_loss_scaling_and_trains(tmp_path):
+    tree = {
+        **DIGITS_MLP,
+        "train": {
+            **DIGITS_MLP["train"],
+            "epochs": 3,
+            "mixed_precision": True,
+            "mixed_precision_dtype": "float16",
+        },
+    }
+    trainer = Trainer(config_from_dict(tree), tmp_path / "run", quiet=True)
+    results = trainer.fit()
+    assert trainer.precision == "mixed_float16"
+    assert type(trainer.optimizer).__name__ == "LossScaleOptimizer"
+    assert all(v.dtype == "float32" for v in trainer.variables)
+    assert results["test"]["accuracy"] > 0.85
