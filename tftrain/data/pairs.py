@@ -290,6 +290,19 @@ class EncodedSplit:
     def sources(self) -> list[np.ndarray]:
         return np.split(self.source, self.source_splits[1:-1])
 
+    def head(self, count: int) -> EncodedSplit:
+        """The first `count` pairs (for a quick evaluation)."""
+        if count >= len(self):
+            return self
+        return EncodedSplit(
+            source=self.source[: self.source_splits[count]],
+            source_splits=self.source_splits[: count + 1],
+            target=self.target[: self.target_splits[count]],
+            target_splits=self.target_splits[: count + 1],
+            source_text=self.source_text[:count],
+            target_tokens=self.target_tokens[:count],
+        )
+
     def lengths(self) -> np.ndarray:
         """Bucketing length of each pair: the longer of source and target (+ </s>)."""
         return np.maximum(np.diff(self.source_splits), np.diff(self.target_splits) + 1)

@@ -91,9 +91,12 @@ class Model:
         """Figures computed from in-memory arrays, e.g. a closed-form optimum."""
         return {}
 
-    def evaluate_extra(self, dataset, split: str, *, plot: str | None = None) -> dict:
+    def evaluate_extra(
+        self, dataset, split: str, *, plot: str | None = None, max_examples: int | None = None
+    ) -> dict:
         """Figures `tftrain eval` reports beside the loop's metrics (BLEU from decoding, a
-        closed-form optimum, ...). `plot` is a PNG path the model may draw into, if asked."""
+        closed-form optimum, ...). `plot` is a PNG path the model may draw into, if asked;
+        `max_examples` (from eval.max_batches) caps slow extras such as decoding."""
         train_arrays, eval_arrays = dataset.arrays("train"), dataset.arrays(split)
         if train_arrays is None or eval_arrays is None:
             return {}

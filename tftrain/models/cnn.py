@@ -286,7 +286,7 @@ class ConvNet(Model):
 
         return {**super().serving_functions(), **encoded_image_signature(self)}
 
-    def evaluate_extra(self, dataset, split, *, plot=None) -> dict:
+    def evaluate_extra(self, dataset, split, *, plot=None, max_examples=None) -> dict:
         return {}  # no closed-form reference for a convnet; avoid loading arrays for nothing
 
     def export_examples(self, dataset, count: int) -> dict:

@@ -379,7 +379,9 @@ class Lstm(Model):
 
     # --- tftrain eval extras -------------------------------------------------------------
 
-    def evaluate_extra(self, dataset, split: str, *, plot: str | None = None) -> dict:
+    def evaluate_extra(
+        self, dataset, split: str, *, plot: str | None = None, max_examples: int | None = None
+    ) -> dict:
         if self.task == "language_model":
             optimum = getattr(dataset, "optimal_perplexity", None)
             return {"optimal_perplexity": optimum(split)} if optimum else {}

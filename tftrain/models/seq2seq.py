@@ -452,8 +452,12 @@ class Seq2Seq(Model):
         exact = sum(h == r for h, r in zip(hypotheses, references, strict=True))
         return {"bleu": float(bleu.score), "exact_match": exact / max(len(references), 1)}
 
-    def evaluate_extra(self, dataset, split: str, *, plot: str | None = None) -> dict:
+    def evaluate_extra(
+        self, dataset, split: str, *, plot: str | None = None, max_examples: int | None = None
+    ) -> dict:
         data = dataset.split_data(split)
+        if max_examples:
+            data = data.head(max_examples)
         width = self.config.beam_width
         metrics = self.score(self.decode_split(data, width), data.target_tokens)
         metrics["beam_width"] = width

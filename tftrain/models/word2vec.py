@@ -229,7 +229,7 @@ class Word2Vec(Model):
     def export_examples(self, dataset, count: int) -> dict:
         return {"ids": np.arange(min(count, len(self.vocabulary)), dtype=np.int32)}
 
-    def evaluate_extra(self, dataset, split: str, *, plot=None) -> dict:
+    def evaluate_extra(self, dataset, split: str, *, plot=None, max_examples=None) -> dict:
         from tftrain.models import word2vec_tools
 
         return word2vec_tools.evaluate(self)

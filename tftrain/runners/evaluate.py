@@ -23,7 +23,13 @@ def evaluate_run(
     path = trainer.restore(checkpoint)
     metrics = trainer.evaluate(split)
     with trainer.averaged_weights():
-        metrics.update(trainer.model.evaluate_extra(trainer.dataset, split, plot=plot))
+        cap = config.eval.max_batches
+        max_examples = cap * trainer.eval_batch_size if cap else None
+        metrics.update(
+            trainer.model.evaluate_extra(
+                trainer.dataset, split, plot=plot, max_examples=max_examples
+            )
+        )
     return {**metrics, "split": split, "step": int(trainer.step.numpy()), "checkpoint": path}
 
 
