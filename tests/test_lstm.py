@@ -111,6 +111,21 @@ def test_synthetic_lm_near_optimum_and_carried_state_matters(tmp_path, cli, writ
     report = json.loads(cli("eval", carried, "--json").stdout)
     assert report["optimal_perplexity"] > 20
     assert report["perplexity"] <= 1.10 * report["optimal_perplexity"], report
+    # The tutorial's test model: batch 1, one word per step, state carried word to word.
+    single = json.loads(
+        cli(
+            "eval",
+            carried,
+            "--json",
+            "--set",
+            "eval.batch_size=1",
+            "--set",
+            "data.eval_num_steps=1",
+        ).stdout
+    )
+    assert single["perplexity"] != report["perplexity"]  # another layout was really scored
+    assert single["perplexity"] == pytest.approx(report["perplexity"], rel=0.05)
+    assert single["perplexity"] <= 1.10 * single["optimal_perplexity"], single
 
     reset = tmp_path / "reset"
     cli("fit", write_config(lm_config(carry_state=False), "b.yaml"), "--run-dir", reset, "--quiet")

@@ -184,7 +184,8 @@ def launch_command(config_file, overrides, workers, ps, run_dir, quiet):
     help="With --watch: stop after this many seconds without a new checkpoint.",
 )
 @quiet_option
-def eval_command(run_dir, split, checkpoint, as_json, plot, watch, timeout, quiet):
+@overrides_option
+def eval_command(run_dir, split, checkpoint, as_json, plot, watch, timeout, quiet, overrides):
     """Score a trained run on a split (or, with --watch, every checkpoint as it appears)."""
     from tftrain.runners.evaluate import evaluate_run, watch_run
 
@@ -199,7 +200,12 @@ def eval_command(run_dir, split, checkpoint, as_json, plot, watch, timeout, quie
                 click.echo(f"step {metrics['step']}: {shown}")
         return
     metrics = evaluate_run(
-        run_dir, split=split, checkpoint=checkpoint, quiet=quiet or as_json, plot=plot
+        run_dir,
+        split=split,
+        checkpoint=checkpoint,
+        quiet=quiet or as_json,
+        plot=plot,
+        overrides=overrides,
     )
     if as_json:
         click.echo(json.dumps(metrics))

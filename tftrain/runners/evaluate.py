@@ -10,13 +10,23 @@ from tftrain.runners.rundir import RunDir
 
 
 def evaluate_run(
-    run_dir, *, split: str = "test", checkpoint: str = "latest", quiet=False, plot=None
+    run_dir,
+    *,
+    split: str = "test",
+    checkpoint: str = "latest",
+    quiet=False,
+    plot=None,
+    overrides=(),
 ) -> dict:
-    """Metrics of a trained run on `split`, plus any reference figures the model offers."""
+    """Metrics of a trained run on `split`, plus any reference figures the model offers.
+
+    `overrides` change evaluation-time keys, e.g. the PTB tutorial's test model:
+    `eval.batch_size=1`, `data.eval_num_steps=1`.
+    """
     from tftrain.errors import ConfigError
     from tftrain.runners.trainer import Trainer
 
-    config = RunDir(run_dir).load_config()
+    config = RunDir(run_dir).load_config(overrides)
     trainer = Trainer(config, run_dir, quiet=quiet, for_training=False)
     if not trainer.dataset.num_examples(split):
         raise ConfigError(f"usage error: this run's dataset has no {split!r} split")
