@@ -208,3 +208,33 @@ def test_ptb_small_smoke_on_real_data():
     result = run_tftrain("fit", "configs/lstm_ptb_small.yaml", "--smoke", timeout=600)
     assert result.returncode == 0, result.stderr
     assert "export ok" in result.stdout
+
+
+def test_token_classifier_masks_padding():
+    """Token ids padded with 0 are masked: more padding changes nothing, a real token does."""
+    from tftrain.config import config_from_dict
+    from tftrain.data.base import DataSpec
+    from tftrain.runners.trainer import build_model
+
+    config = config_from_dict(
+        {
+            "model": {
+                "type": "lstm",
+                "task": "classify",
+                "inputs": "tokens",
+                "vocab_size": 12,
+                "hidden_size": 8,
+                "num_layers": 2,
+            },
+            "data": {"type": "digits"},
+        }
+    )
+    spec = DataSpec(task="classification", input_shape=(None,), input_dtype="int32", num_classes=3)
+    model = build_model(config, spec)
+
+    def logits(ids):
+        return model.forward(np.array([ids], np.int32), training=False)[0].numpy()
+
+    short = logits([5, 3, 7, 0, 0])
+    np.testing.assert_allclose(logits([5, 3, 7, 0, 0, 0, 0, 0, 0]), short, atol=1e-6)
+    assert np.abs(logits([5, 3, 9, 0, 0]) - short).max() > 1e-5
