@@ -195,7 +195,12 @@ def test_presets_fill_tutorial_values_and_task_mismatch_is_config_error(
         0.5,
         0.05,
     )
-    assert config.data.num_steps == 35 and config.train.clip_grad_norm == 5.0
+    # The tutorial's cost is summed over num_steps; tftrain's is per word, so the config
+    # scales the tutorial's lr 1.0 up and max_grad_norm 5 down by num_steps (exact for SGD).
+    steps = config.data.num_steps
+    assert steps == 35
+    assert config.train.optimizer.learning_rate == pytest.approx(1.0 * steps)
+    assert config.train.clip_grad_norm == pytest.approx(5.0 / steps, rel=1e-5)
     tree = lm_config(task="classify")
     result = cli("fit", write_config(tree), "--run-dir", tmp_path / "r", "--quiet", expect=2)
     assert "model.task" in result.stderr

@@ -61,8 +61,8 @@ class LstmConfig(ModelConfig):
     unroll: bool = False  # slow kernel; only for very short sequences
 
     # Zaremba et al. (2014) / the TensorFlow PTB tutorial's SmallConfig, MediumConfig and
-    # LargeConfig. Their training keys (batch 20, lr 1.0, max_grad_norm, decay) are train.*
-    # keys and live in configs/lstm_ptb_*.yaml; num_steps is data.num_steps.
+    # LargeConfig. Their training keys (batch 20, lr, max_grad_norm, decay) are train.* keys,
+    # scaled to tftrain's per-word loss in configs/lstm_ptb_*.yaml; num_steps is data.num_steps.
     PRESETS = {
         "small": {
             "task": "language_model",
