@@ -197,3 +197,74 @@ def test_ptb_vocabulary_counts():
     spec = dataset.spec()
     assert len(spec.vocabulary) == 9999  # 10,000 with <eos>, which the file does not hold
     assert spec.extra["corpus_tokens"] == 929589 - 42068  # minus one <eos> per line
+
+
+@pytest.mark.parametrize("loss", ["nce", "sampled_softmax"])
+def test_sampled_losses_equal_tensorflows_for_each_centres_noise_words(loss):
+    """Per centre word, the loss equals tf.nn.nce_loss / sampled_softmax_loss given that
+    centre's noise words and expected counts (what those functions share per batch)."""
+    import tensorflow as tf
+
+    from tftrain.config import config_from_dict
+    from tftrain.runners.trainer import build_dataset, build_model
+
+    tree = {**TINY, "model": {**TINY["model"], "loss": loss, "negatives": 3}}
+    config = config_from_dict(tree)
+    dataset = build_dataset(config)
+    model = build_model(config, dataset.spec())
+    rng = np.random.default_rng(1)
+    net = model.network
+    for variable in (net.input_vectors, net.output_vectors, net.output_bias):
+        variable.assign(rng.normal(0.0, 0.3, variable.shape).astype(np.float32))
+
+    features, _ = next(iter(dataset.batches("train", 6)))
+    features = {**features, "context": features["context"][:, :4]}
+    seed = features["seed"]
+    outputs, _ = model.forward(features, training=True)
+    noise = model.draw_negatives(6, seed).numpy()
+    expected_count = np.exp(model.log_expected_count)
+    tf_function = tf.nn.nce_loss if loss == "nce" else tf.nn.sampled_softmax_loss
+
+    total, pairs = 0.0, 0
+    for centre, context, candidates in zip(
+        features["center"].numpy(), features["context"].numpy(), noise, strict=True
+    ):
+        targets = context[context >= 0].astype(np.int64)
+        if not len(targets):
+            continue
+        pairs += len(targets)
+        hidden = tf.gather(net.input_vectors, [centre] * len(targets))
+        total += tf.reduce_sum(
+            tf_function(
+                weights=net.output_vectors,
+                biases=net.output_bias,
+                labels=targets[:, None],
+                inputs=hidden,
+                num_sampled=3,
+                num_classes=len(model.vocabulary),
+                sampled_values=(
+                    tf.constant(candidates, tf.int64),
+                    tf.constant(expected_count[targets][:, None]),
+                    tf.constant(expected_count[candidates]),
+                ),
+            )
+        ).numpy()
+    assert pairs == int(outputs["pairs"].numpy()) > 5
+    np.testing.assert_allclose(outputs["loss_sum"].numpy(), total, rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
+def test_nce_trains_with_per_pair_learning_rate(tmp_path, cli, write_config, architecture):
+    """NCE under `gradient: sum` (word2vec's per-pair alpha) recovers the groups."""
+    import json
+
+    lr = 0.025 if architecture == "skipgram" else 0.05
+    tree = {
+        **TINY,
+        "model": {**TINY["model"], "loss": "nce", "architecture": architecture},
+        "train": {**TINY["train"], "optimizer": {"name": "sgd", "learning_rate": lr}},
+    }
+    cli("fit", write_config(tree), "--run-dir", tmp_path / "run", "--quiet")
+    result = cli("eval", tmp_path / "run", "--split", "valid", "--json", "--quiet")
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert np.isfinite(metrics["loss"]) and metrics["group_purity@5"] >= 0.9

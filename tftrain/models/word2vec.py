@@ -8,6 +8,12 @@ As in word2vec's per-pair SGD, `gradient: sum` gives every pair the full learnin
 batch gradient is the sum over pairs, not the mean), so `train.optimizer.learning_rate` means
 word2vec's `alpha` (0.025 skip-gram, 0.05 CBOW) whatever the batch size. The reported loss is
 still the mean per pair. Evaluation, export formats and `predict` live in `word2vec_tools`.
+
+All three losses score the target against `negatives` noise words drawn per centre word
+(skip-gram) or per example (CBOW) from the noise distribution. `nce` and `sampled_softmax` add
+an output bias and subtract log(expected count of the word among the draws), exactly as
+`tf.nn.nce_loss` / `tf.nn.sampled_softmax_loss` do for one example's candidates; drawing per
+centre instead of once per batch keeps per-pair SGD stable on large batches.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ class Word2VecConfig(ModelConfig):
     embedding_size: int = field(default=100, metadata=limits(ge=1))
     negatives: int = field(default=5, metadata=limits(ge=1))
     noise_power: float = field(default=0.75, metadata=limits(ge=0, le=1))
-    # nce / sampled_softmax draw one shared set of candidates per batch with this sampler.
+    # Noise words: unigram^noise_power counts, or log-uniform (Zipfian) over frequency ranks
+    # (the default sampler of tf.nn.nce_loss, used by the TensorFlow word2vec tutorial).
     sampler: Literal["unigram", "log_uniform"] = "unigram"
     # sum: per-pair SGD, the learning rate is word2vec's alpha; mean: the mean over pairs
     # (then scale the learning rate with the batch size).
@@ -49,6 +56,17 @@ class Word2VecConfig(ModelConfig):
     nearest_count: int = field(default=8, metadata=limits(ge=1))
 
 
+def noise_distribution(counts: np.ndarray, sampler: str, power: float) -> np.ndarray:
+    """Noise probabilities of the words (ids sorted by falling count)."""
+    if sampler == "log_uniform":
+        # P(rank k) = log((k + 2) / (k + 1)) / log(V + 1), as tf.random.log_uniform_candidate_sampler.
+        ranks = np.arange(len(counts), dtype=np.float64)
+        noise = np.log((ranks + 2.0) / (ranks + 1.0))
+    else:
+        noise = counts**power
+    return noise / noise.sum()
+
+
 @models.register("word2vec")
 class Word2Vec(Model):
     """Skip-gram / CBOW embeddings; the vectors are `network.input_vectors`."""
@@ -64,9 +82,12 @@ class Word2Vec(Model):
             )
         super().__init__(config, spec)
         counts = np.asarray(spec.extra["counts"], dtype=np.float64)
-        noise = counts**config.noise_power
-        self.noise_cdf = np.cumsum(noise / noise.sum()).astype(np.float32)
-        self.counts = [int(c) for c in counts]
+        noise = noise_distribution(counts, config.sampler, config.noise_power)
+        self.noise_cdf = np.cumsum(noise).astype(np.float32)
+        # nce / sampled_softmax subtract log(expected draws of a word) = log(negatives x q(w)).
+        self.log_expected_count = np.log(np.maximum(config.negatives * noise, 1e-30)).astype(
+            np.float32
+        )
 
     @property
     def vocabulary(self) -> list:
@@ -100,26 +121,70 @@ class Word2Vec(Model):
     def forward(self, features, *, training: bool, state=()):
         net = self.network
         center, context = features["center"], features["context"]
-        if self.config.architecture == "skipgram" and self.config.loss == "negative_sampling":
-            return self.skipgram_shared_negatives(center, context, features["seed"]), state
+        outputs = net.output_vectors.value
         if self.config.architecture == "skipgram":
-            pairs = tf.where(context >= 0)
-            targets = tf.gather_nd(context, pairs)
-            # Gather each centre's vector once, so its pairs' gradients add up before scatter.
-            hidden = tf.gather(self.gather(net.input_vectors.value, center), pairs[:, 0])
+            # One noise draw per centre word, shared by its pairs: a centre's pairs share its
+            # input vector, so the noise scores are computed once per centre (about a third of
+            # the gathers and scatters of a draw per pair, for the same expected gradient).
+            hidden = self.gather(net.input_vectors.value, center)  # [B, D]
+            found = context >= 0
+            pairs = tf.where(found)
+            rows, targets = pairs[:, 0], tf.gather_nd(context, pairs)
+            width = tf.reduce_sum(tf.cast(found, tf.float32), axis=1)  # pairs per centre
+            true_scores = tf.reduce_sum(
+                tf.gather(hidden, rows) * self.gather(outputs, targets), axis=-1
+            )
         else:
             found = tf.where(context >= 0)
-            rows = found[:, 0]
             vectors = self.gather(net.input_vectors.value, tf.gather_nd(context, found))
             batch = tf.shape(center, out_type=tf.int64)[0]
-            total = tf.math.unsorted_segment_sum(vectors, rows, batch)
-            width = tf.math.unsorted_segment_sum(tf.ones_like(rows, tf.float32), rows, batch)
+            total = tf.math.unsorted_segment_sum(vectors, found[:, 0], batch)
+            count = tf.math.unsorted_segment_sum(
+                tf.ones_like(found[:, 0], tf.float32), found[:, 0], batch
+            )
             if self.config.cbow_mean:
-                total /= tf.maximum(width, 1.0)[:, None]
-            keep = tf.where(width > 0)[:, 0]
+                total /= tf.maximum(count, 1.0)[:, None]
+            keep = tf.where(count > 0)[:, 0]
             hidden, targets = tf.gather(total, keep), tf.gather(center, keep)
-        losses = self.pair_losses(hidden, targets, features["seed"])
-        return self.summed(tf.reduce_sum(losses), tf.cast(tf.size(losses), tf.float32)), state
+            rows = tf.range(tf.shape(targets, out_type=tf.int64)[0])
+            width = tf.ones_like(targets, tf.float32)
+            true_scores = tf.reduce_sum(hidden * self.gather(outputs, targets), axis=-1)
+        noise = self.draw_negatives(tf.shape(hidden)[0], features["seed"])  # [N, K]
+        noise_scores = tf.reduce_sum(self.gather(outputs, noise) * hidden[:, None, :], -1)
+        loss_sum = self.sampled_loss(true_scores, targets, noise_scores, noise, rows, width)
+        return self.summed(loss_sum, tf.reduce_sum(width)), state
+
+    def sampled_loss(self, true_scores, targets, noise_scores, noise, rows, width):
+        """Summed loss of pairs scored against their row's noise words.
+
+        true_scores [P] and targets [P] are per pair; noise_scores and noise [N, K] per row
+        (centre word or CBOW example); pair p belongs to row rows[p]; width [N] counts the
+        pairs of each row.
+        """
+        loss = self.config.loss
+        if loss != "negative_sampling":
+            true_scores += self.bias(targets) - tf.gather(self.log_expected_count, targets)
+            noise_scores += self.bias(noise) - tf.gather(self.log_expected_count, noise)
+        if loss == "sampled_softmax":
+            logits = tf.concat([true_scores[:, None], tf.gather(noise_scores, rows)], axis=1)
+            # A noise word equal to the target is an accidental hit: left out of the softmax.
+            hit = tf.gather(noise, rows) == tf.cast(targets[:, None], noise.dtype)
+            logits = tf.concat(
+                [logits[:, :1], tf.where(hit, tf.float32.min, logits[:, 1:])], axis=1
+            )
+            return tf.reduce_sum(tf.reduce_logsumexp(logits, axis=1) - true_scores)
+        noise_terms = tf.nn.softplus(noise_scores)
+        if self.config.architecture == "cbow" and loss == "negative_sampling":
+            # word2vec skips a noise word equal to the target (per-pair noise only).
+            noise_terms *= tf.cast(noise != tf.cast(targets[:, None], noise.dtype), tf.float32)
+        return tf.reduce_sum(tf.nn.softplus(-true_scores)) + tf.reduce_sum(
+            tf.reduce_sum(noise_terms, axis=1) * width
+        )
+
+    def bias(self, ids):
+        """Output biases of `ids`, with the same update cap as the vectors."""
+        table = self.network.output_bias.value[:, None]
+        return tf.squeeze(self.gather(table, ids), -1)
 
     def summed(self, loss_sum, count) -> dict:
         if self.config.gradient != "mean":
@@ -141,71 +206,11 @@ class Word2Vec(Model):
         return rows * scale + tf.stop_gradient(rows * (1.0 - scale))
 
     def draw_negatives(self, count, seed):
-        """[count, negatives] ids from the unigram^noise_power distribution."""
+        """[count, negatives] ids from the noise distribution."""
         negatives = self.config.negatives
         draws = tf.random.stateless_uniform([1, count * negatives], seed)
         ids = tf.searchsorted(tf.constant(self.noise_cdf)[None, :], draws, "right")
         return tf.reshape(tf.minimum(ids, len(self.vocabulary) - 1), [count, negatives])
-
-    def skipgram_shared_negatives(self, center, context, seed) -> dict:
-        """Skip-gram negative sampling with one draw of noise words per centre word.
-
-        A centre's pairs share its input vector, so sharing its noise words too lets the
-        noise term be computed once per centre and weighted by its number of pairs: about a
-        third of the gathers and scatters of one draw per pair, for the same expected gradient.
-        """
-        net = self.network
-        outputs = net.output_vectors.value
-        hidden = self.gather(net.input_vectors.value, center)  # [B, D]
-        found = context >= 0
-        pairs = tf.where(found)
-        targets = tf.gather_nd(context, pairs)
-        positive = tf.reduce_sum(
-            tf.gather(hidden, pairs[:, 0]) * self.gather(outputs, targets), axis=-1
-        )
-        negatives = self.draw_negatives(tf.shape(center)[0], seed)  # [B, K]
-        scores = tf.reduce_sum(self.gather(outputs, negatives) * hidden[:, None, :], -1)
-        width = tf.reduce_sum(tf.cast(found, tf.float32), axis=1)  # pairs per centre
-        noise = tf.reduce_sum(tf.nn.softplus(scores), axis=1) * width
-        loss_sum = tf.reduce_sum(tf.nn.softplus(-positive)) + tf.reduce_sum(noise)
-        return self.summed(loss_sum, tf.reduce_sum(width))
-
-    def pair_losses(self, hidden, targets, seed):
-        """Per-pair loss of predicting `targets` (ids) from `hidden` vectors."""
-        net, config = self.network, self.config
-        size = len(self.vocabulary)
-        if config.loss == "negative_sampling":
-            negatives = self.draw_negatives(tf.shape(targets)[0], seed)
-            outputs = net.output_vectors.value
-            positive = tf.reduce_sum(hidden * self.gather(outputs, targets), axis=-1)
-            negative = tf.linalg.matvec(self.gather(outputs, negatives), hidden)
-            real = tf.cast(negatives != targets[:, None], tf.float32)  # as word2vec skips them
-            return tf.nn.softplus(-positive) + tf.reduce_sum(tf.nn.softplus(negative) * real, -1)
-        labels = tf.cast(targets[:, None], tf.int64)
-        if config.sampler == "unigram":
-            sampled = tf.random.fixed_unigram_candidate_sampler(
-                labels,
-                num_true=1,
-                num_sampled=config.negatives,
-                unique=True,
-                range_max=size,
-                distortion=config.noise_power,
-                unigrams=self.counts,
-            )
-        else:
-            sampled = tf.random.log_uniform_candidate_sampler(
-                labels, num_true=1, num_sampled=config.negatives, unique=True, range_max=size
-            )
-        loss = tf.nn.nce_loss if config.loss == "nce" else tf.nn.sampled_softmax_loss
-        return loss(
-            weights=net.output_vectors.value,
-            biases=net.output_bias.value,
-            labels=labels,
-            inputs=hidden,
-            num_sampled=config.negatives,
-            num_classes=size,
-            sampled_values=sampled,
-        )
 
     def losses_and_metrics(self, labels, outputs) -> dict:
         return {"loss": (outputs["loss_sum"], outputs["pairs"])}
