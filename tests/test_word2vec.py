@@ -268,3 +268,23 @@ def test_nce_trains_with_per_pair_learning_rate(tmp_path, cli, write_config, arc
     result = cli("eval", tmp_path / "run", "--split", "valid", "--json", "--quiet")
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert np.isfinite(metrics["loss"]) and metrics["group_purity@5"] >= 0.9
+
+
+def test_row_update_cap_scales_only_the_gradient_of_frequent_rows():
+    import tensorflow as tf
+
+    from tftrain.config import config_from_dict
+    from tftrain.runners.trainer import build_dataset, build_model
+
+    config = config_from_dict({**TINY, "model": {**TINY["model"], "row_update_cap": 2}})
+    model = build_model(config, build_dataset(config).spec())
+    table = tf.Variable(np.arange(len(model.vocabulary) * 2, dtype=np.float32).reshape(-1, 2))
+    ids = tf.constant([[0, 0, 3], [0, 0, 1]])
+    with tf.GradientTape() as tape:
+        rows = model.gather(table, ids)
+    np.testing.assert_array_equal(rows.numpy(), tf.gather(table, ids).numpy())  # values kept
+    gradient = tf.convert_to_tensor(tape.gradient(rows, table)).numpy()
+    # Row 0 occurs 4 times: its 4 unit gradients are scaled by 2/4; rows 1 and 3 once each.
+    assert gradient[0].tolist() == [2.0, 2.0]
+    assert gradient[1].tolist() == gradient[3].tolist() == [1.0, 1.0]
+    assert not gradient[2].any()

@@ -67,6 +67,16 @@ def noise_distribution(counts: np.ndarray, sampler: str, power: float) -> np.nda
     return noise / noise.sum()
 
 
+def scaled_gradient(values, scale):
+    """`values` unchanged; their gradient times `scale` (no gradient for `scale`)."""
+
+    @tf.custom_gradient
+    def identity(values):
+        return tf.identity(values), lambda upstream: upstream * scale
+
+    return identity(values)
+
+
 @models.register("word2vec")
 class Word2Vec(Model):
     """Skip-gram / CBOW embeddings; the vectors are `network.input_vectors`."""
@@ -200,10 +210,12 @@ class Word2Vec(Model):
         cap = self.config.row_update_cap
         if not cap:
             return rows
-        _, where, counts = tf.unique_with_counts(tf.reshape(ids, [-1]))
-        scale = tf.minimum(1.0, cap / tf.cast(tf.gather(counts, where), tf.float32))
-        scale = tf.reshape(scale, tf.shape(ids))[..., None]
-        return rows * scale + tf.stop_gradient(rows * (1.0 - scale))
+        # Occurrences per row by a dense count over the vocabulary: cheaper than a hash-based
+        # unique on tens of thousands of ids.
+        size = len(self.vocabulary)
+        counts = tf.math.bincount(ids, minlength=size, maxlength=size, dtype=tf.float32)
+        scale = tf.minimum(1.0, cap / tf.gather(counts, ids))[..., None]
+        return scaled_gradient(rows, scale)
 
     def draw_negatives(self, count, seed):
         """[count, negatives] ids from the noise distribution."""
