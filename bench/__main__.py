@@ -18,6 +18,8 @@ def main(argv: list[str]) -> int:
         module_name = name if name.startswith("bench_") else f"bench_{name}"
         print(f"\n== {module_name} ==", flush=True)
         started = time.perf_counter()
+        # A benchmark's own argparse must not see the names given to this runner.
+        sys.argv = [f"bench/{module_name}.py"]
         try:
             importlib.import_module(f"bench.{module_name}").main()
         except Exception as error:  # one broken benchmark must not hide the others

@@ -5,7 +5,8 @@
 
 The corpus is ../shared/data/ptb/ptb.train.txt when present, else a synthetic Zipfian text
 written to a temporary file. Words/second counts corpus tokens (before min_count and
-sub-sampling) times epochs over the wall time of vocabulary + training, for both tools.
+sub-sampling) times epochs over the wall time of vocabulary + training, for both tools (both
+libraries imported before the clock starts; tftrain's time includes graph tracing).
 Memory: peak RSS of a fresh process that counts the vocabulary and streams every training
 batch of the corpus, and of one streaming the same corpus repeated ten times.
 """
@@ -81,6 +82,8 @@ def run_tftrain(path: Path, epochs: int, batch_size: int, run_dir: Path):
     from tftrain.runners.trainer import Trainer
 
     config = config_from_dict(tftrain_config(path, epochs, batch_size))
+    import tensorflow  # noqa: F401  imported before the clock starts, like gensim below
+
     started = time.perf_counter()
     trainer = Trainer(config, run_dir, quiet=True)
     trainer.fit()
