@@ -97,6 +97,23 @@ def test_corpus_vocabulary_ids_and_skip(tmp_path):
     assert (batches[0][0] == full[1][0]).all()  # skip drops whole batches; shuffle ignored
 
 
+def test_language_model_throughput_is_in_words(tmp_path, cli, write_config):
+    """As the tutorial's "speed: N wps": progress and summaries count words, not rows."""
+    from tests.conftest import read_scalars
+
+    tree = lm_config()
+    tree["train"].update(epochs=1, steps_per_loop=5, log_every_steps=5)
+    tree["summaries"] = {"enabled": True}
+    result = cli("fit", write_config(tree), "--run-dir", tmp_path / "run")
+    assert " words/s" in result.stderr and " ex/s" not in result.stderr
+    train = read_scalars(tmp_path / "run" / "logs" / "train")
+    words = dict(train["words_per_second"])
+    examples = dict(train["examples_per_second"])
+    assert words and words.keys() == examples.keys()
+    for step, rate in words.items():
+        assert rate == pytest.approx(examples[step] * SYNTHETIC["num_steps"], rel=1e-5)
+
+
 def test_invalid_utf8_names_file_and_offset(tmp_path, cli, write_config):
     (tmp_path / "ptb.train.txt").write_bytes(b"good words here\nbad \xff byte\n")
     tree = lm_config()

@@ -262,9 +262,14 @@ def test_nce_trains_with_per_pair_learning_rate(tmp_path, cli, write_config, arc
     tree = {
         **TINY,
         "model": {**TINY["model"], "loss": "nce", "architecture": architecture},
-        "train": {**TINY["train"], "optimizer": {"name": "sgd", "learning_rate": lr}},
+        "train": {
+            **TINY["train"],
+            "optimizer": {"name": "sgd", "learning_rate": lr},
+            "log_every_steps": 20,
+        },
     }
-    cli("fit", write_config(tree), "--run-dir", tmp_path / "run", "--quiet")
+    fit = cli("fit", write_config(tree), "--run-dir", tmp_path / "run")
+    assert " words/s" in fit.stderr  # progress counts centre words, as word2vec does
     result = cli("eval", tmp_path / "run", "--split", "valid", "--json", "--quiet")
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert np.isfinite(metrics["loss"]) and metrics["group_purity@5"] >= 0.9

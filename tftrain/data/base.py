@@ -41,6 +41,10 @@ class DataSpec:
     transform: dict | None = None  # {"shift": [...], "scale": [...]}: x -> (x - shift) * scale
     vocabulary: list | None = None
     extra: dict = field(default_factory=dict)
+    # What throughput is counted in: a PTB row is num_steps words, a word2vec example is one
+    # centre word. Progress shows "<rate> words/s"; summaries add `words_per_second`.
+    throughput_unit: str = "examples"
+    units_per_example: int = 1
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1)

@@ -141,6 +141,8 @@ class LanguageModelData(Dataset):
                     "num_steps": self.config.num_steps,
                     **self.spec_extra(),
                 },
+                throughput_unit="words",
+                units_per_example=self.config.num_steps,
             )
         return self._spec
 

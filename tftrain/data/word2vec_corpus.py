@@ -160,6 +160,7 @@ class WordCorpus(Dataset):
                 "lower": config.lower,
                 **self.spec_extra(),
             },
+            throughput_unit="words",
         )
 
     def num_examples(self, split: str) -> int | None:

@@ -9,8 +9,18 @@ import time
 class Progress:
     """Shows steps, loss and throughput for one epoch on stderr."""
 
-    def __init__(self, *, epoch: int, total: int | None, start: int, quiet: bool, every: int):
+    def __init__(
+        self,
+        *,
+        epoch: int,
+        total: int | None,
+        start: int,
+        quiet: bool,
+        every: int,
+        unit: str = "examples",
+    ):
         self.quiet = quiet
+        self.unit = "ex" if unit == "examples" else unit
         self.epoch = epoch
         self.total = total
         self.done = start
@@ -26,20 +36,21 @@ class Progress:
                 total=total, initial=start, desc=f"epoch {epoch + 1}", unit="step", leave=False
             )
 
-    def update(self, steps: int, examples: int, values: dict) -> None:
+    def update(self, steps: int, units: float, values: dict) -> None:
+        """`steps` more done, covering `units` examples (or words, ...)."""
         self.done += steps
-        self.examples += examples
+        self.examples += units
         rate = self.examples / max(time.perf_counter() - self.started, 1e-9)
         shown = {k: f"{v:.4g}" for k, v in values.items()}
         if self.bar is not None:
-            self.bar.set_postfix(**shown, ex_per_s=f"{rate:.0f}", refresh=False)
+            self.bar.set_postfix(**shown, **{f"{self.unit}_per_s": f"{rate:.0f}"}, refresh=False)
             self.bar.update(steps)
         elif not self.quiet and self.done - self.last_line >= self.every:
             self.last_line = self.done
             of = f"/{self.total}" if self.total else ""
             text = "  ".join(f"{k} {v}" for k, v in shown.items())
             print(
-                f"epoch {self.epoch + 1} step {self.done}{of}  {text}  {rate:.0f} ex/s",
+                f"epoch {self.epoch + 1} step {self.done}{of}  {text}  {rate:.0f} {self.unit}/s",
                 file=sys.stderr,
                 flush=True,
             )

@@ -529,7 +529,9 @@ class Trainer:
             start=int(self.step_in_epoch.numpy()),
             quiet=self.quiet,
             every=self.config.train.log_every_steps,
+            unit=self.spec.throughput_unit,
         )
+        units_per_step = self.batch_size * self.spec.units_per_example
         window = {"totals": None, "steps": 0, "started": time.perf_counter()}
         last = {"step": int(self.step.numpy())}
 
@@ -541,7 +543,7 @@ class Trainer:
             for name, value in totals.items():
                 window["totals"][name] += value
             window["steps"] += steps
-            progress.update(steps, steps * self.batch_size, {"loss": chunk_loss(totals)})
+            progress.update(steps, steps * units_per_step, {"loss": chunk_loss(totals)})
             if step % self.config.train.log_every_steps == 0:
                 self._log_train(window, step, epoch)
             every = self.config.checkpoint.every_steps
@@ -569,6 +571,11 @@ class Trainer:
             "learning_rate": float(self.schedule(self.base_optimizer.iterations)),
             "examples_per_second": window["steps"] * self.batch_size / elapsed,
         }
+        unit = self.spec.throughput_unit
+        if unit != "examples":
+            values[f"{unit}_per_second"] = (
+                values["examples_per_second"] * self.spec.units_per_example
+            )
         self.summaries.scalars("train", step, values)
         if self.config.summaries.histograms:
             self.summaries.histograms("train", step, self.variables)
