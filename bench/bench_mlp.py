@@ -2,7 +2,9 @@
 
 Same data (MNIST from ../shared/data when present, else the bundled digits tiled to 20k
 examples), same network (784-500-10 or 64-500-10), same optimizer, same batch size (100).
-The first epoch of each is a warm-up (tracing); the following epochs are timed.
+The first epoch of each is a warm-up (tracing); then epochs of the two alternate and each
+side's fastest epoch is reported. Keras gets a `tf.data` pipeline of the normalised arrays,
+built once, so each timed `fit` call is one epoch.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 from bench.common import SHARED_DATA, table, timed
 
 BATCH = 100
-EPOCHS = 3
+EPOCHS = 7
 
 
 def config_tree(data: dict, steps_per_loop: int) -> dict:
@@ -38,24 +40,23 @@ def data_section() -> tuple[dict, str]:
     return {"type": "digits", "test_fraction": 0.0, "valid_fraction": 0.0}, "digits 1.4k"
 
 
-def tftrain_rate(tree: dict, run_dir: str) -> tuple[float, int, object]:
+def tftrain_epoch(tree: dict, run_dir: str):
+    """A trainer warmed up by one epoch, and a function that times one more epoch."""
     from tftrain.config import config_from_dict
     from tftrain.runners.trainer import Trainer
 
     trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
     trainer.run_epoch("train", training=True)  # warm-up: traces the step
-    trainer.epoch.assign(1)
-    trainer.step_in_epoch.assign(0)
-    examples = trainer.dataset.num_examples("train")
-    seconds = 0.0
-    for epoch in range(EPOCHS):
-        trainer.epoch.assign(epoch + 1)
+
+    def epoch() -> float:
         trainer.step_in_epoch.assign(0)
-        seconds += timed(trainer.run_epoch, "train", training=True)
-    return EPOCHS * examples / seconds, examples, trainer
+        return timed(trainer.run_epoch, "train", training=True)
+
+    return trainer, epoch
 
 
-def keras_rate(trainer, steps_per_execution: int) -> float:
+def keras_epoch(trainer, steps_per_execution: int):
+    """The same network in Keras, warmed up by one epoch, and a function timing one more."""
     import keras
 
     x, y = trainer.dataset.arrays("train")
@@ -75,9 +76,28 @@ def keras_rate(trainer, steps_per_execution: int) -> float:
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
     )
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # warm-up
-    seconds = timed(model.fit, x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0)
-    return EPOCHS * len(x) / seconds
+    import tensorflow as tf
+
+    # Built once, so each timed fit call is an epoch, not a conversion of the numpy arrays.
+    data = (
+        tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+        .shuffle(len(x), seed=0)
+        .batch(BATCH)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    model.fit(data, epochs=1, verbose=0)  # warm-up
+    return lambda: timed(model.fit, data, epochs=1, verbose=0)
+
+
+def fastest_rates(examples: int, ours, theirs) -> tuple[float, float]:
+    """Examples/second of each side's fastest of EPOCHS epochs, the two alternating.
+
+    Epoch times on these machines are bimodal (the same code takes 1.5 s or 2.6 s), so a
+    block of epochs per side can land in different spells; alternating and taking the
+    fastest (as `timeit` does) compares what each loop can do.
+    """
+    times = [(ours(), theirs()) for _ in range(EPOCHS)]
+    return tuple(examples / min(side) for side in zip(*times, strict=True))
 
 
 def main() -> None:
@@ -87,8 +107,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as run_dir:
         for steps in (1, 50):
-            ours, examples, trainer = tftrain_rate(config_tree(data, steps), f"{run_dir}/{steps}")
-            theirs = keras_rate(trainer, steps)
+            trainer, ours = tftrain_epoch(config_tree(data, steps), f"{run_dir}/{steps}")
+            examples = trainer.dataset.num_examples("train")
+            ours, theirs = fastest_rates(examples, ours, keras_epoch(trainer, steps))
             rows.append(
                 (
                     f"{label}, steps per call {steps}",
@@ -97,7 +118,10 @@ def main() -> None:
                     f"{ours / theirs:.2f}",
                 )
             )
-    print(f"MLP 500 hidden, batch {BATCH}, SGD, {EPOCHS} timed epochs (examples/second)")
+    print(
+        f"MLP 500 hidden, batch {BATCH}, SGD, fastest of {EPOCHS} alternating epochs "
+        "(examples/second)"
+    )
     print(table(rows, ("setting", "tftrain", "keras fit", "ratio")))
 
 
