@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PROJECT = Path(__file__).resolve().parents[1]
+# Custom ops (tftrain/ops) are compiled once per checkout, shared by the test workers.
+os.environ.setdefault("TFTRAIN_OPS_CACHE", str(PROJECT / ".pytest_cache" / "tftrain-ops"))
 SHARED_DATA = PROJECT.parent / "shared" / "data"
 
 

@@ -83,6 +83,17 @@ class Model:
         """Variables L2 applies to: weight matrices, not biases (as in the tutorials)."""
         return [v for v in self.network.trainable_variables if len(v.shape) > 1]
 
+    def in_place_update(self, conflicts: list[str]) -> bool:
+        """Whether the model applies its own training update (`train_in_place`) instead of
+        the loop's gradient and optimizer; `conflicts` names the train settings that need
+        gradients. Default: no."""
+        return False
+
+    def train_in_place(self, features, learning_rate) -> dict:
+        """Update the variables from one batch at `learning_rate`; returns the metric sums
+        ({"loss": (sum, count), ...}) of the batch before the update."""
+        raise NotImplementedError
+
     def finalize_metrics(self, metrics: dict) -> dict:
         """Derived metrics (e.g. perplexity from loss) after sums are divided."""
         return metrics

@@ -14,16 +14,20 @@ All three losses score the target against `negatives` noise words drawn per cent
 an output bias and subtract log(expected count of the word among the draws), exactly as
 `tf.nn.nce_loss` / `tf.nn.sampled_softmax_loss` do for one example's candidates; drawing per
 centre instead of once per batch keeps per-pair SGD stable on large batches.
+
+With negative sampling and plain SGD the `fused` kernel (`model.kernel`, tftrain/ops) replaces
+all of this in training: one C++ op per batch runs word2vec.c's per-pair updates in place.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from tftrain.errors import ConfigError
+from tftrain.errors import ConfigError, TrainingError
 from tftrain.lazy import keras, tf
 from tftrain.models.base import Model, ModelConfig
 from tftrain.registry import models
@@ -47,6 +51,11 @@ class Word2VecConfig(ModelConfig):
     # large batches then stay stable on frequent words (null: no cap).
     row_update_cap: int | None = field(default=16, metadata=limits(ge=1))
     cbow_mean: bool = True
+    # How negative sampling trains: `fused` runs word2vec's per-pair SGD as one C++ op that
+    # updates the vectors in place (tftrain/ops, compiled on first use); `graph` differentiates
+    # TensorFlow ops and lets the optimizer apply the sparse gradients (any optimizer, clipping,
+    # strategies); `auto` takes fused when the loss and train settings allow it.
+    kernel: Literal["auto", "fused", "graph"] = "auto"
     # Evaluation (`tftrain eval`): questions-words.txt analogies, similarity TSV, neighbours.
     analogies: str = ""
     analogy_top_n: int = field(default=30000, metadata=limits(ge=1))
@@ -127,6 +136,52 @@ class Word2Vec(Model):
         return Word2VecNetwork()
 
     # --- training ------------------------------------------------------------------------
+
+    def in_place_update(self, conflicts: list[str]) -> bool:
+        """Whether training uses the fused kernel, given the train settings that need gradients
+        (`conflicts`, from the loop). Builds the op on first use."""
+        kernel = self.config.kernel
+        if kernel == "graph":
+            return False
+        reasons = list(conflicts)
+        if self.config.loss != "negative_sampling":
+            reasons.append(f"model.loss={self.config.loss} (the kernel does negative_sampling)")
+        if self.config.gradient == "mean":
+            reasons.append("model.gradient=mean (the kernel is per-pair SGD)")
+        if reasons and kernel == "fused":
+            raise ConfigError(
+                "config error: model.kernel: fused updates the vectors in place with plain SGD "
+                "and cannot honour " + ", ".join(reasons) + "; set model.kernel: graph"
+            )
+        if reasons:
+            return False
+        from tftrain import ops
+
+        try:
+            self.fused_step = ops.load("word2vec").word2vec_negative_sampling_step
+        except ops.OpBuildError as error:
+            if kernel == "fused":
+                raise TrainingError(f"model.kernel: fused is unavailable here: {error}") from error
+            warnings.warn(f"word2vec falls back to the slower graph kernel: {error}", stacklevel=2)
+            return False
+        return True
+
+    def train_in_place(self, features, learning_rate) -> dict:
+        """One fused SGD step on a batch (see `in_place_update`); returns the loss sums."""
+        net = self.network
+        loss_sum, pairs = self.fused_step(
+            net.input_vectors.value.handle,
+            net.output_vectors.value.handle,
+            tf.cast(features["center"], tf.int32),
+            tf.cast(features["context"], tf.int32),
+            tf.constant(self.noise_cdf),
+            tf.cast(features["seed"], tf.int64),
+            tf.cast(learning_rate, tf.float32),
+            negatives=self.config.negatives,
+            cbow=self.config.architecture == "cbow",
+            cbow_mean=self.config.cbow_mean,
+        )
+        return {"loss": (loss_sum, pairs)}
 
     def forward(self, features, *, training: bool, state=()):
         net = self.network

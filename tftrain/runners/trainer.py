@@ -144,11 +144,15 @@ class Trainer:
         self.metric_names = self._probe_metric_names()
         self._train_steps = tf.function(self._train_steps_python)
         self._eval_steps = tf.function(self._eval_steps_python)
-        self._step_fn = (
-            tf.function(self._train_step, jit_compile=True)
-            if config.device.jit_compile
-            else self._train_step
-        )
+        # A model may apply its own update (word2vec's fused kernel) when no train setting
+        # needs the gradients.
+        self.in_place = for_training and self.model.in_place_update(gradient_needs(config))
+        if self.in_place:
+            self._step_fn = self._in_place_step
+        elif config.device.jit_compile:
+            self._step_fn = tf.function(self._train_step, jit_compile=True)
+        else:
+            self._step_fn = self._train_step
         if self.distributed:  # multi-replica step and non-chief worker dirs
             self._step_fn = distributed.ReplicatedStep(self)
             distributed.setup_worker(self, run_dir)
@@ -219,6 +223,22 @@ class Trainer:
             for name, (s, c) in metrics.items()
         }
         return sums, new_state, finite
+
+    def _in_place_step(self, features, labels, state):
+        """The model updates its variables itself at the schedule's learning rate; the
+        optimizer only counts the step (so schedules, rollback and resume work as usual)."""
+        rate = self.schedule(self.base_optimizer.iterations)
+        metrics = self.model.train_in_place(features, rate)
+        self.base_optimizer.iterations.assign_add(1)
+        if self.averager is not None:
+            self.averager.update(self.base_optimizer.iterations)
+        loss_sum, count = metrics["loss"]
+        finite = tf.math.is_finite(loss_sum)
+        sums = {
+            name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
+            for name, (s, c) in metrics.items()
+        }
+        return sums, state, finite
 
     def _apply(self, gradients) -> None:
         if self.config.train.clip_grad_norm:
@@ -645,6 +665,26 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             precision=self.precision,
         )
+
+
+def gradient_needs(config) -> list[str]:
+    """Settings that need the loop's gradients, so rule out a model's in-place update."""
+    train, device = config.train, config.device
+    needs = {
+        f"train.optimizer.name={train.optimizer.name} (in place is plain sgd)": (
+            train.optimizer.name != "sgd"
+        ),
+        "train.clip_grad_norm": bool(train.clip_grad_norm),
+        "train.l2": bool(train.l2),
+        "train.grad_accumulation_steps": train.grad_accumulation_steps > 1,
+        "train.mixed_precision": bool(train.mixed_precision),
+        "train.on_nan=skip_batch (an applied update cannot be skipped)": (
+            train.on_nan == "skip_batch"
+        ),
+        f"device.strategy={device.strategy}": device.strategy != "default",
+        "device.jit_compile": bool(device.jit_compile),
+    }
+    return [name for name, needed in needs.items() if needed]
 
 
 def numerics_culprit(message: str) -> str:
