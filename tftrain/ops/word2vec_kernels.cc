@@ -198,8 +198,17 @@ class Word2vecNegativeSamplingStepOp : public OpKernel {
     double loss_sum = 0, pair_count = 0;
 
     auto draw = [&](Random& random) -> int32_t {
+      // upper_bound without branches (the comparison becomes a conditional move): a
+      // mispredicted branch per level would cost more than the search's memory reads.
       const float u = random.Uniform();
-      const int64_t id = std::upper_bound(noise_cdf, noise_cdf + vocabulary, u) - noise_cdf;
+      const float* base = noise_cdf;
+      int64_t n = vocabulary;
+      while (n > 1) {
+        const int64_t half = n / 2;
+        base = base[half] <= u ? base + half : base;
+        n -= half;
+      }
+      const int64_t id = (base - noise_cdf) + (*base <= u);
       return static_cast<int32_t>(std::min<int64_t>(id, vocabulary - 1));
     };
 
@@ -219,8 +228,16 @@ class Word2vecNegativeSamplingStepOp : public OpKernel {
         const float label = k == 0 ? 1.0f : 0.0f;
         loss += table.Softplus(k == 0 ? -score : score);
         const float g = (label - table.Sigmoid(score)) * rate;
-        Axpy(g, row, error, dim);
-        Axpy(g, h, row, dim);
+        // error += g * row and row += g * h in one pass over the row (three distinct
+        // buffers: h is an input vector or a local average, row an output vector).
+        float* __restrict__ out_row = row;
+        float* __restrict__ err = error;
+        const float* __restrict__ hidden_row = h;
+        for (int i = 0; i < dim; ++i) {
+          const float value = out_row[i];
+          err[i] += g * value;
+          out_row[i] = value + g * hidden_row[i];
+        }
       }
       return loss;
     };
