@@ -111,10 +111,13 @@ def reference(single_run) -> dict:
 def test_mirrored_over_two_logical_cpus_matches_one_device(config_file, single_run, tmp_path):
     run_dir = tmp_path / "mirrored"
     process = tftrain(
-        "fit", config_file, "--run-dir", run_dir, "--quiet",
+        "fit", config_file, "--run-dir", run_dir,
         "--set", "device.strategy=mirrored", "--set", "device.logical_cpus=2",
+        "--set", "device.jit_compile=true",
     )  # fmt: skip
-    finish(process)
+    output = finish(process)
+    # jit_compile is not applied to the replicated step, and says so rather than being ignored.
+    assert "device.jit_compile is not applied under device.strategy: mirrored" in output
     run = json.loads((run_dir / "run.json").read_text())
     assert run["devices"] == ["/device:CPU:0", "/device:CPU:1"]
     mirrored = weights(run_dir)
@@ -198,3 +201,21 @@ def test_parameter_server_trains_with_one_ps_and_two_workers(config_file, tmp_pa
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if r.get("split") == "train"]
     assert len(losses) == 2 and losses[-1] < losses[0]
+
+
+def test_parameter_server_chief_refuses_settings_it_cannot_honour(config_file, tmp_path):
+    """EMA and XLA are named in a config error (exit 2) before any server is contacted."""
+    cluster = {
+        "cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"], "ps": ["127.0.0.1:3"]},
+        "task": {"type": "chief", "index": 0},
+    }
+    env = {**os.environ, "TF_CONFIG": json.dumps(cluster)}
+    result = subprocess.run(
+        [sys.executable, "-m", "tftrain", "fit", str(config_file), "--run-dir", str(tmp_path),
+         "--set", "device.strategy=parameter_server", "--set", "train.ema_decay=0.9",
+         "--set", "device.jit_compile=true"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "train.ema_decay, device.jit_compile not supported" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -65,6 +65,7 @@ class ParameterServerTrainer:
                     getattr(config.train, "grad_accumulation_steps", 1) > 1,
                 ),
                 ("train.mixed_precision", getattr(config.train, "mixed_precision", None)),
+                ("device.jit_compile", config.device.jit_compile),
             ]
             if value
         ]

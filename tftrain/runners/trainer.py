@@ -154,6 +154,12 @@ class Trainer:
         else:
             self._step_fn = self._train_step
         if self.distributed:  # multi-replica step and non-chief worker dirs
+            if config.device.jit_compile:
+                say(
+                    f"note: device.jit_compile is not applied under device.strategy: "
+                    f"{config.device.strategy}; the replicated step runs without XLA",
+                    quiet=quiet,
+                )
             self._step_fn = distributed.ReplicatedStep(self)
             distributed.setup_worker(self, run_dir)
 
