@@ -1,30 +1,35 @@
-"""`python -m bench [NAME ...]` runs every bench/bench_*.py module's main() (or the named ones)."""
+"""`python -m bench [NAME ...]` runs every bench/bench_*.py benchmark (or the named ones).
+
+Each benchmark runs in a fresh Python process: TensorFlow's thread and device settings can only
+be applied before it initialises, and one benchmark's settings must not leak into the next.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     failed = []
     for name in names:
         module_name = name if name.startswith("bench_") else f"bench_{name}"
         print(f"\n== {module_name} ==", flush=True)
         started = time.perf_counter()
-        # A benchmark's own argparse must not see the names given to this runner.
-        sys.argv = [f"bench/{module_name}.py"]
-        try:
-            importlib.import_module(f"bench.{module_name}").main()
-        except Exception as error:  # one broken benchmark must not hide the others
+        # One broken benchmark must not hide the others.
+        result = subprocess.run(
+            [sys.executable, "-m", f"bench.{module_name}"], cwd=PROJECT, env=env
+        )
+        if result.returncode != 0:
             failed.append(module_name)
-            print(f"{module_name} failed: {type(error).__name__}: {error}", flush=True)
+            print(f"{module_name} failed with exit code {result.returncode}", flush=True)
         print(f"({module_name}: {time.perf_counter() - started:.0f} s)", flush=True)
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
