@@ -678,9 +678,9 @@ def loop_pipeline_options():
     """tf.data options for the loop's per-epoch iterators: autotuning off.
 
     With autotuning on, deleting an epoch's iterator waits for tf.data's model-optimisation
-    thread; on 2 cores that took 0.4-3 s at the end of 10 of 14 seq2seq epochs (3.3 s of
-    training each). Without it, AUTOTUNE parallelism is the core count and AUTOTUNE prefetch
-    buffers grow as the consumer waits, which kept the same step times.
+    thread; on 2 cores that took 0.4-3 s at the end of most seq2seq epochs (3.3 s of training
+    each). Without it, AUTOTUNE parallelism is the core count and AUTOTUNE prefetch buffers
+    grow as the consumer waits, which kept the same step times.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
