@@ -162,8 +162,10 @@ def test_without_a_compiler_auto_falls_back_and_fused_says_why(tmp_path, write_c
         timeout=300,
     )
     assert auto.returncode == 0, auto.stderr
+    assert "compiling the word2vec op" in auto.stderr  # the first-use pause is announced
     assert "falls back to the slower graph kernel" in auto.stderr
     assert "no-such-compiler" in auto.stderr
+    assert not list((tmp_path / "ops").iterdir())  # the failed build left no files
     fused = {**tiny, "model": {**TINY["model"], "kernel": "fused"}}
     failed = subprocess.run(
         fit_command(write_config(fused, "fused.yaml"), tmp_path / "fused"),

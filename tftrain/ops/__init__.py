@@ -15,6 +15,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -88,20 +89,27 @@ def build(name: str) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A first run pauses here for about half a minute; say why, once.
+    print(
+        f"compiling the {name} op (once per machine, about 30 s) ...", file=sys.stderr, flush=True
+    )
     # Compile beside the target and rename: concurrent builders (parallel test workers)
     # never load a half-written library.
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(handle)
-    command = compile_command(SOURCE_DIR / SOURCES[name], Path(temporary))
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        os.unlink(temporary)
-        output = (result.stderr or result.stdout).strip().splitlines()
-        raise OpBuildError(
-            f"compiling the {name} op failed ({' '.join(command[:2])} ...):\n"
-            + "\n".join(output[-15:])
-        )
-    os.replace(temporary, target)
+    try:
+        command = compile_command(SOURCE_DIR / SOURCES[name], Path(temporary))
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout).strip().splitlines()
+            raise OpBuildError(
+                f"compiling the {name} op failed ({' '.join(command[:2])} ...):\n"
+                + "\n".join(output[-15:])
+            )
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)  # a failed build leaves nothing behind
     return target
 
 
