@@ -162,6 +162,14 @@ class Model:
         raise NotImplementedError(f"{type(self).__name__} must implement export_examples")
 
 
+def stacked_sums(metrics: dict) -> dict:
+    """{name: (sum, count)} -> {name: float32 [sum, count]}, the form the loop adds up."""
+    return {
+        name: tf.stack([tf.cast(total, tf.float32), tf.cast(count, tf.float32)])
+        for name, (total, count) in metrics.items()
+    }
+
+
 def classification_metrics(labels, logits) -> dict:
     """Cross-entropy and accuracy sums for integer labels and logits."""
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])

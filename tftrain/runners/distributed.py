@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tftrain import devices
 from tftrain.lazy import tf
+from tftrain.models.base import stacked_sums
 from tftrain.runners.checkpoints import CheckpointKeeper
 from tftrain.runners.progress import say
 from tftrain.runners.rundir import RunDir
@@ -80,10 +81,7 @@ class ReplicatedStep:
             norm = tf.linalg.global_norm(gradients)
         ok = tf.logical_and(tf.math.is_finite(objective), tf.math.is_finite(norm))
         bad = context.all_reduce(total, 1.0 - tf.cast(ok, tf.float32))
-        sums = {
-            name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
-            for name, (s, c) in metrics.items()
-        }
+        sums = stacked_sums(metrics)
         return gradients, sums, new_state, tf.equal(bad, 0.0)
 
     def _apply(self, gradients):

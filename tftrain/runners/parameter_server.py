@@ -23,6 +23,7 @@ import numpy as np
 from tftrain import devices
 from tftrain.errors import ConfigError, TrainingError
 from tftrain.lazy import keras, tf
+from tftrain.models.base import stacked_sums
 from tftrain.runners.checkpoints import CheckpointKeeper
 from tftrain.runners.optim import build_optimizer
 from tftrain.runners.progress import say
@@ -139,10 +140,7 @@ class ParameterServerTrainer:
         if train.clip_grad_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, train.clip_grad_norm)
         self.optimizer.apply_gradients(zip(gradients, self.variables, strict=True))
-        return {
-            name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
-            for name, (s, c) in metrics.items()
-        }
+        return stacked_sums(metrics)
 
     def _worker_step(self, iterator):
         features, labels = next(iterator)

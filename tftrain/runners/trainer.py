@@ -21,6 +21,7 @@ import numpy as np
 from tftrain import devices
 from tftrain.errors import ConfigError, TftrainError, TrainingError
 from tftrain.lazy import keras, tf
+from tftrain.models.base import stacked_sums
 from tftrain.registry import datasets, models
 from tftrain.runners import distributed, precision
 from tftrain.runners.accumulation import GradientAccumulator
@@ -224,11 +225,7 @@ class Trainer:
                     self.accumulator.reset()
             else:
                 self._apply(gradients)
-        sums = {
-            name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
-            for name, (s, c) in metrics.items()
-        }
-        return sums, new_state, finite
+        return stacked_sums(metrics), new_state, finite
 
     def _in_place_step(self, features, labels, state):
         """The model updates its variables itself at the schedule's learning rate; the
@@ -238,13 +235,8 @@ class Trainer:
         self.base_optimizer.iterations.assign_add(1)
         if self.averager is not None:
             self.averager.update(self.base_optimizer.iterations)
-        loss_sum, count = metrics["loss"]
-        finite = tf.math.is_finite(loss_sum)
-        sums = {
-            name: tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
-            for name, (s, c) in metrics.items()
-        }
-        return sums, state, finite
+        finite = tf.math.is_finite(metrics["loss"][0])
+        return stacked_sums(metrics), state, finite
 
     def _apply(self, gradients) -> None:
         if self.config.train.clip_grad_norm:
@@ -284,10 +276,8 @@ class Trainer:
             features, labels = optional.get_value()
             outputs, state = self.model.forward(features, training=False, state=state)
             metrics = self.model.losses_and_metrics(labels, precision.as_float32(outputs))
-            totals = {
-                name: totals[name] + tf.stack([tf.cast(s, tf.float32), tf.cast(c, tf.float32)])
-                for name, (s, c) in metrics.items()
-            }
+            sums = stacked_sums(metrics)
+            totals = {name: totals[name] + sums[name] for name in sums}
             steps += 1
         return totals, state, steps
 
