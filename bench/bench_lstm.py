@@ -10,7 +10,8 @@ from other processes hits both.
 from __future__ import annotations
 
 import tempfile
-import time
+
+from bench.common import timed, train_epoch, warmed_trainer
 
 STEPS = 150  # per epoch
 EPOCHS = 3  # timed, after one warm-up epoch each
@@ -45,23 +46,6 @@ def tree():
     }
 
 
-def tftrain_trainer(run_dir: str):
-    from tftrain.config import config_from_dict
-    from tftrain.runners.trainer import Trainer
-
-    trainer = Trainer(config_from_dict(tree()), run_dir, quiet=True)
-    trainer.run_epoch("train", training=True)  # warm-up: traces the step
-    return trainer
-
-
-def tftrain_epoch(trainer, epoch: int) -> float:
-    trainer.epoch.assign(epoch)
-    trainer.step_in_epoch.assign(0)
-    started = time.perf_counter()
-    trainer.run_epoch("train", training=True)
-    return time.perf_counter() - started
-
-
 def keras_model():
     """The same network under Keras fit, and its epoch's (inputs, targets)."""
     import keras
@@ -92,21 +76,19 @@ def keras_model():
     return model, x, y
 
 
-def keras_epoch(model, x, y) -> float:
-    started = time.perf_counter()
+def keras_epoch(model, x, y) -> None:
     model.fit(x, y, batch_size=BATCH, shuffle=False, verbose=0)
-    return time.perf_counter() - started
 
 
 def main() -> None:
     words = STEPS * BATCH * NUM_STEPS * EPOCHS
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = tftrain_trainer(run_dir)
+        trainer = warmed_trainer(tree(), run_dir)
         model, x, y = keras_model()
         ours_seconds = peer_seconds = 0.0
         for epoch in range(1, EPOCHS + 1):
-            ours_seconds += tftrain_epoch(trainer, epoch)
-            peer_seconds += keras_epoch(model, x, y)
+            ours_seconds += timed(train_epoch, trainer, epoch)
+            peer_seconds += timed(keras_epoch, model, x, y)
     a, b = words / ours_seconds, words / peer_seconds
     print(f"{'trainer':<22}{'words/s':>10}")
     print(f"{'tftrain fit':<22}{a:>10.0f}")

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from bench.common import table, timed
+from bench.common import table, timed, train_epoch, warmed_trainer
 
 BATCH = 64
 EPOCHS = 3
@@ -58,21 +58,6 @@ def target_tokens(dataset) -> int:
     return int(np.sum(np.diff(data.target_splits) + 1))
 
 
-def tftrain_trainer(run_dir: str):
-    from tftrain.config import config_from_dict
-    from tftrain.runners.trainer import Trainer
-
-    trainer = Trainer(config_from_dict(config_tree()), run_dir, quiet=True)
-    trainer.run_epoch("train", training=True)  # warm-up: traces the step
-    return trainer
-
-
-def tftrain_epoch(trainer, epoch: int) -> None:
-    trainer.epoch.assign(epoch)
-    trainer.step_in_epoch.assign(0)
-    trainer.run_epoch("train", training=True)
-
-
 def keras_model(trainer):
     import keras
 
@@ -108,12 +93,12 @@ def keras_epoch(model, dataset, epoch: int) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-seq2seq-") as run_dir:
-        trainer = tftrain_trainer(run_dir)
+        trainer = warmed_trainer(config_tree(), run_dir)
         model = keras_model(trainer)
         ours_seconds = peer_seconds = 0.0
         # Timed epochs alternate between the two, so load from other processes hits both.
         for epoch in range(1, EPOCHS + 1):
-            ours_seconds += timed(tftrain_epoch, trainer, epoch)
+            ours_seconds += timed(train_epoch, trainer, epoch)
             peer_seconds += timed(keras_epoch, model, trainer.dataset, epoch)
     tokens = EPOCHS * target_tokens(trainer.dataset)
     ours, peer = tokens / ours_seconds, tokens / peer_seconds

@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmarks: timing and a result table."""
+"""Small helpers shared by the benchmarks: timing, warmed-up tftrain epochs, a result table."""
 
 from __future__ import annotations
 
@@ -12,6 +12,23 @@ def timed(function, *args, **kwargs) -> float:
     started = time.perf_counter()
     function(*args, **kwargs)
     return time.perf_counter() - started
+
+
+def warmed_trainer(tree: dict, run_dir: str):
+    """A tftrain Trainer for the config `tree`, after one warm-up epoch (it traces the step)."""
+    from tftrain.config import config_from_dict
+    from tftrain.runners.trainer import Trainer
+
+    trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
+    trainer.run_epoch("train", training=True)
+    return trainer
+
+
+def train_epoch(trainer, epoch: int) -> None:
+    """One more training epoch of `trainer`, numbered `epoch` (its shuffle), from batch 0."""
+    trainer.epoch.assign(epoch)
+    trainer.step_in_epoch.assign(0)
+    trainer.run_epoch("train", training=True)
 
 
 def table(rows: list[tuple], headers: tuple) -> str:
