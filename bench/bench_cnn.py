@@ -73,7 +73,7 @@ def tftrain_rate(tree: dict, run_dir: str):
 def keras_rate(trainer, steps_per_execution: int) -> float:
     import keras
 
-    from tftrain.runners.trainer import build_model
+    from tftrain.registry import build_model
 
     x, y = trainer.dataset.arrays("train")
     x = x.astype(np.float32)

@@ -51,7 +51,7 @@ def keras_model():
     import keras
 
     from tftrain.config import config_from_dict
-    from tftrain.runners.trainer import build_dataset
+    from tftrain.registry import build_dataset
 
     dataset = build_dataset(config_from_dict(tree()))
     x, y = dataset.layout("train", BATCH)

@@ -61,7 +61,7 @@ def target_tokens(dataset) -> int:
 def keras_model(trainer):
     import keras
 
-    from tftrain.runners.trainer import build_model
+    from tftrain.registry import build_model
 
     network = build_model(trainer.config, trainer.spec).network  # a fresh copy, same class
 

@@ -20,7 +20,7 @@ def test_smoke(cli, path, tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)  # configs name data paths relative to the project root
     config = load_config(path)
     try:
-        from tftrain.runners.trainer import build_dataset
+        from tftrain.registry import build_dataset
 
         build_dataset(config).spec()
     except ConfigError as error:

@@ -10,7 +10,7 @@ import pytest
 
 from tftrain.config import config_from_dict
 from tftrain.errors import ConfigError, DataError
-from tftrain.runners.trainer import build_dataset
+from tftrain.registry import build_dataset
 
 
 def dataset(data: dict, seed: int = 0):

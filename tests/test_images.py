@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tftrain.config import config_from_dict
-from tftrain.runners.trainer import build_dataset
+from tftrain.registry import build_dataset
 
 PATTERNS = ("bars", "dots", "square")
 

@@ -44,10 +44,10 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("model", ["softmax", "linear"])
 @pytest.mark.parametrize("format_name", ["tflite", "frozen_graph"])
 def test_tflite_and_frozen_graph_reproduce_the_model(cli, runs, tmp_path, model, format_name):
+    from tftrain.registry import build_dataset
     from tftrain.runners.export import run_frozen_graph, run_tflite
     from tftrain.runners.restore import load_trained
     from tftrain.runners.rundir import RunDir
-    from tftrain.runners.trainer import build_dataset
 
     out = tmp_path / format_name
     result = cli("export", runs[model], "--format", format_name, "--out", out)

@@ -160,7 +160,7 @@ def test_corpus_batches_are_deterministic_and_skip_whole_batches(tmp_path):
             "data": {"type": "text_corpus", "path": str(text), "min_count": 1, "block_chars": 512},
         }
     )
-    from tftrain.runners.trainer import build_dataset
+    from tftrain.registry import build_dataset
 
     dataset = build_dataset(config)
     spec = dataset.spec()
@@ -206,7 +206,7 @@ def test_sampled_losses_equal_tensorflows_for_each_centres_noise_words(loss):
     import tensorflow as tf
 
     from tftrain.config import config_from_dict
-    from tftrain.runners.trainer import build_dataset, build_model
+    from tftrain.registry import build_dataset, build_model
 
     tree = {**TINY, "model": {**TINY["model"], "loss": loss, "negatives": 3}}
     config = config_from_dict(tree)
@@ -279,7 +279,7 @@ def test_row_update_cap_scales_only_the_gradient_of_frequent_rows():
     import tensorflow as tf
 
     from tftrain.config import config_from_dict
-    from tftrain.runners.trainer import build_dataset, build_model
+    from tftrain.registry import build_dataset, build_model
 
     config = config_from_dict({**TINY, "model": {**TINY["model"], "row_update_cap": 2}})
     model = build_model(config, build_dataset(config).spec())

@@ -1,8 +1,14 @@
-"""Name -> class tables for models and datasets, with "did you mean" for typos."""
+"""Name -> class tables for models and datasets, with "did you mean" for typos.
+
+The tables fill themselves: every module in `tftrain/models/` and `tftrain/data/` is imported
+on first use, and importing a module runs its `@register` decorators. Adding a model or a
+dataset is dropping one file into its folder.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from tftrain.errors import ConfigError
 from tftrain.schema import nearest
@@ -15,10 +21,11 @@ class Registry:
         self.kind = kind
         self.package = package
         self._classes: dict[str, type] = {}
+        self._loaded = False
 
     def register(self, name: str):
         def decorate(cls):
-            if name in self._classes:
+            if name in self._classes and self._classes[name] is not cls:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             cls.name = name
             self._classes[name] = cls
@@ -27,8 +34,14 @@ class Registry:
         return decorate
 
     def _load(self) -> None:
-        # Importing the package imports every module in it, which registers its classes.
-        importlib.import_module(self.package)
+        """Import every module of the package once (each registers its own classes)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{module.name}")
 
     def names(self) -> list[str]:
         self._load()
@@ -54,3 +67,13 @@ class Registry:
 
 models = Registry("model", "tftrain.models")
 datasets = Registry("dataset", "tftrain.data")
+
+
+def build_dataset(config):
+    """The dataset a config's `data:` section names."""
+    return datasets.get(config.data.type)(config.data, seed=config.seed)
+
+
+def build_model(config, spec):
+    """The model a config's `model:` section names, built for a dataset's spec."""
+    return models.get(config.model.type)(config.model, spec)

@@ -36,7 +36,7 @@ class ExportContext:
 
     @functools.cached_property
     def dataset(self):
-        from tftrain.runners.trainer import build_dataset
+        from tftrain.registry import build_dataset
 
         return build_dataset(self.config)
 

@@ -44,7 +44,7 @@ class ParameterServerTrainer:
     """The chief's coordinator loop; for ps/worker tasks, `fit` serves instead."""
 
     def __init__(self, config, run_dir, *, quiet: bool = False):
-        from tftrain.runners.trainer import build_dataset, build_model
+        from tftrain.registry import build_dataset, build_model
 
         self.config = config
         self.quiet = quiet

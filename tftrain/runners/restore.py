@@ -11,8 +11,8 @@ from tftrain.runners.rundir import RunDir
 
 def load_trained(run_dir, checkpoint: str = "latest", *, quiet=True):
     """(config, model) with the checkpoint's evaluation weights (EMA if the run used it)."""
+    from tftrain.registry import build_model
     from tftrain.runners.checkpoints import CheckpointKeeper
-    from tftrain.runners.trainer import build_model
 
     run = RunDir(run_dir)
     config = run.load_config()

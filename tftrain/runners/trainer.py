@@ -22,7 +22,7 @@ from tftrain import devices
 from tftrain.errors import ConfigError, TftrainError, TrainingError
 from tftrain.lazy import keras, tf
 from tftrain.models.base import stacked_sums
-from tftrain.registry import datasets, models
+from tftrain.registry import build_dataset, build_model
 from tftrain.runners import distributed, precision
 from tftrain.runners.accumulation import GradientAccumulator
 from tftrain.runners.checkpoints import CheckpointKeeper
@@ -34,14 +34,6 @@ from tftrain.runners.stopping import EarlyStopping, Interrupted, StopSignal, bet
 from tftrain.runners.summaries import SummaryLog
 
 ALL_STEPS = 2**31 - 1
-
-
-def build_dataset(config):
-    return datasets.get(config.data.type)(config.data, seed=config.seed)
-
-
-def build_model(config, spec):
-    return models.get(config.model.type)(config.model, spec)
 
 
 def mean_metrics(totals: dict) -> dict:
