@@ -56,7 +56,7 @@ def invoke(*args):
 
 
 def build(tree: dict):
-    from tftrain.runners.trainer import build_dataset, build_model
+    from tftrain.registry import build_dataset, build_model
 
     config = config_from_dict(tree)
     dataset = build_dataset(config)
@@ -85,14 +85,25 @@ def test_tiny_date_task_learns_and_eval_reports_bleu(dates_run):
 
 def test_beam_width_one_equals_greedy(dates_run):
     from tftrain.lazy import tf
+    from tftrain.models.seq2seq_decoding import beam_search, greedy_decode
     from tftrain.runners.restore import load_trained
 
     _, model, _, _ = load_trained(dates_run)
     sentences = ["the 3rd of march 2001", "june 13, 1980", "31/12/1999", "sat 1 jan 2000", "zz"]
     source = tf.cast(model.text_to_ids(tf.constant(sentences)), tf.int32)
     memory, mask, states = model.network.encode(source)
-    greedy = model.greedy(memory, mask, states).numpy()
-    beam = model.beam_search(memory, mask, states, 1).numpy()
+    limit = model.config.max_decode_length
+    greedy = greedy_decode(model.network, memory, mask, states, max_length=limit).numpy()
+    beam = beam_search(
+        model.network,
+        memory,
+        mask,
+        states,
+        width=1,
+        vocab_size=len(model.target_vocabulary),
+        max_length=limit,
+        alpha=model.config.length_penalty,
+    ).numpy()
     np.testing.assert_array_equal(greedy, beam)
     texts = [t.decode() for t in model.ids_to_text(tf.constant(greedy)).numpy()]
     assert texts[0] == "2001-03-03"
@@ -312,6 +323,6 @@ def test_real_spanish_english_pairs_load():
     assert dataset.num_examples("train") == 4800
     first = dataset.split_data("train")
     assert (first.source_text[0], first.target_tokens[0]) == ("Ve.", ["go", "."])
-    from tftrain.data.pairs import read_tsv_pairs
+    from tftrain.data.pair_files import read_tsv_pairs
 
     assert len(read_tsv_pairs(archive)) == 118121  # the count in ../shared/data/README.md

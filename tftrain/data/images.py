@@ -1,5 +1,4 @@
-"""Image files: the `image_folder` dataset (one sub-folder per class), and images for predict
-and serving (decoding PNG/JPEG files or bytes to the model's input shape).
+"""The `image_folder` dataset: one sub-folder of PNG/JPEG images per class.
 
 Images are decoded and resized inside `tf.data` to uint8 pixels (rounded after resizing), so
 raw features are 0..255 like MNIST's; the spec's transform normalises them (to [0, 1], or per
@@ -18,45 +17,9 @@ from tftrain.data.augment import AugmentConfig, check_augment
 from tftrain.data.base import DataConfig, Dataset, DataSpec, apply_transform, resolve_file
 from tftrain.errors import ConfigError, DataError
 from tftrain.lazy import tf
+from tftrain.preprocessing.images import IMAGE_SUFFIXES, decode_pixels, image_files
 from tftrain.registry import datasets
 from tftrain.schema import FieldError, limits
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-def is_image_path(path) -> bool:
-    """An image file (by suffix) or a folder (searched for images)."""
-    path = Path(path)
-    return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files under `folder` (recursively), sorted, hidden files skipped."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
-
-
-def decode_pixels(contents, channels: int, size):
-    """Encoded image bytes -> uint8 (height, width, channels), resized if needed (TF ops)."""
-    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
-    image.set_shape([None, None, channels])
-    height, width = size
-    shape = tf.shape(image)
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-
-    def resize():
-        resized = tf.image.resize(image, [height, width], method="bilinear", antialias=True)
-        return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
-
-    same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
-    image = tf.cond(same, lambda: image, resize)
-    image.set_shape([height, width, channels])
-    return image
-
 
 # --- the image_folder dataset --------------------------------------------------------------
 
@@ -89,6 +52,7 @@ class ImageFolder(Dataset):
 
     Config = ImageFolderConfig
     description = "folder of class sub-folders of PNG/JPEG images (grayscale or colour)"
+    tasks = frozenset({"classification"})
 
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)
@@ -282,79 +246,3 @@ class ImageFolder(Dataset):
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         ).prefetch(tf.data.AUTOTUNE)
-
-
-# --- images for predict and serving --------------------------------------------------------
-
-
-def image_size_of(spec: DataSpec) -> tuple[int, int, int]:
-    if len(spec.input_shape) == 3:
-        return tuple(int(v) for v in spec.input_shape)
-    height, width = spec.input_shape
-    return int(height), int(width), 1
-
-
-def raw_from_pixels(pixels, spec: DataSpec):
-    """uint8 pixels -> raw features as the data holds them (e.g. 0..16 for digits)."""
-    scale = float((spec.extra or {}).get("pixel_max", 255.0)) / 255.0
-    raw = tf.cast(pixels, tf.float32) * scale
-    return tf.reshape(raw, [-1, *spec.input_shape])
-
-
-def encoded_image_signature(model) -> dict:
-    """{"serving_images": ...}: a batch of encoded PNG/JPEG strings -> the model's outputs."""
-    spec = model.spec
-    if len(spec.input_shape) not in (2, 3):
-        return {}
-    height, width, channels = image_size_of(spec)
-    if channels not in (1, 3):
-        return {}
-
-    def serve_images(images):
-        pixels = tf.map_fn(
-            lambda data: decode_pixels(data, channels, (height, width)),
-            images,
-            fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8),
-        )
-        return model.serve(raw_from_pixels(pixels, spec))
-
-    signature = [tf.TensorSpec([None], tf.string, name="images")]
-    return {"serving_images": (signature, serve_images)}
-
-
-def predict_images(model, request) -> list[dict]:
-    """Rows of top-k classes for image files, folders of images, and feature files."""
-    from tftrain.data.features import read_features
-    from tftrain.models.base import prediction_rows
-
-    spec = model.spec
-    height, width, channels = image_size_of(spec)
-    names, features = [], []
-    for text in request.inputs:
-        path = Path(text)
-        if not path.exists():
-            raise ConfigError(f"usage error: input not found: {path}")
-        if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-            files = image_files(path) if path.is_dir() else [path]
-            if not files:
-                raise DataError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            for file in files:
-                try:
-                    pixels = decode_pixels(tf.io.read_file(str(file)), channels, (height, width))
-                except (tf.errors.InvalidArgumentError, ValueError):
-                    raise DataError(
-                        f"cannot decode image {file}: not a readable PNG, JPEG, GIF or BMP file"
-                    ) from None
-                features.append(raw_from_pixels(pixels, spec).numpy())
-                names.append(str(file))
-        else:
-            array = read_features(path, spec)
-            features.append(array)
-            names.extend(f"{path}[{i}]" for i in range(len(array)))
-    features = np.concatenate(features).astype(np.float32)
-    serve = model.serving_functions()["serving_default"][1]
-    size = request.batch_size
-    parts = [serve(features=features[i : i + size]) for i in range(0, len(features), size)]
-    outputs = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
-    rows = prediction_rows(outputs, spec, top_k=request.top_k)
-    return [{"input": name, **row} for name, row in zip(names, rows, strict=True)]

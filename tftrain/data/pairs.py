@@ -1,62 +1,27 @@
-"""Sentence pairs for seq2seq: TSV / aligned files / zip members, and built-in reverse and dates.
+"""Sentence pairs for seq2seq: the shared base that tokenises, encodes and buckets pairs.
 
-Every pair goes through one tokenizer written in `tf.strings` ops (`tokenize`), used both here to
-build vocabularies and in the exported graph, so training and serving see identical tokens.
+Every pair goes through the tokenizer of `tftrain.preprocessing.text`, used both here to build
+vocabularies and in the exported graph, so training and serving see identical tokens.
 Vocabularies come from the training split (most frequent first, capped), with the ids
 0 <pad>, 1 <unk>, 2 <s>, 3 </s>. Batches are bucketed by length with `tf.data`'s
 `bucket_by_sequence_length` so padding stays small; the order is a pure function of
 (seed, epoch) and `skip` drops whole batches, so a resumed run sees exactly the same data.
+Readers of files are in `pair_files.py`, the built-in tasks in `synthetic_pairs.py`.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime
 import math
-import zipfile
-from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from tftrain.data.base import DataConfig, Dataset, DataSpec, resolve_file
-from tftrain.errors import ConfigError, DataError
+from tftrain.data.base import DataConfig, Dataset, DataSpec
+from tftrain.errors import DataError
 from tftrain.lazy import tf
-from tftrain.registry import datasets
+from tftrain.preprocessing.text import BOS, EOS, SPECIALS, UNK, build_vocabulary, tokenize_texts
 from tftrain.schema import FieldError, limits
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
-SPACE = "\u2581"  # stands for a space in character-level token sequences
-PUNCTUATION = r"([\pP\pS])"
-
-
-# --- tokenisation (TensorFlow ops, shared with the exported graph) ------------------------
-
-
-def tokenize(texts, *, lowercase: bool, split_punctuation: bool, characters: bool):
-    """A 1-D string tensor -> a RaggedTensor of token strings."""
-    texts = tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
-    if lowercase:
-        texts = tf.strings.lower(texts, encoding="utf-8")
-    if characters:
-        texts = tf.strings.regex_replace(texts, " ", SPACE)
-        return tf.strings.unicode_split(texts, "UTF-8")
-    if split_punctuation:
-        texts = tf.strings.regex_replace(texts, PUNCTUATION, r" \1 ")
-    return tf.strings.split(texts)
-
-
-def join_tokens(tokens: list[str], characters: bool) -> str:
-    """Tokens -> text: characters are concatenated, words joined by spaces."""
-    if characters:
-        return "".join(tokens).replace(SPACE, " ")
-    return " ".join(tokens)
-
-
-# --- configs ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -78,196 +43,6 @@ class PairsConfig(DataConfig):
     def __post_init__(self):
         if list(self.bucket_boundaries) != sorted(set(self.bucket_boundaries)):
             raise FieldError("bucket_boundaries", "must be strictly increasing")
-
-
-@dataclass(frozen=True)
-class SentencePairsConfig(PairsConfig):
-    path: str = ""  # source<TAB>target[<TAB>attribution] lines; .zip: read `member`
-    member: str | None = None  # the file inside a .zip (default: its only .txt file)
-    source_path: str = ""  # or two aligned files, one sentence per line
-    target_path: str = ""
-    swap: bool = False  # translate the second column into the first
-    max_pairs: int | None = field(default=None, metadata=limits(ge=1))  # first N pairs only
-    valid_fraction: float = field(default=0.05, metadata=limits(ge=0, lt=1))
-    test_fraction: float = field(default=0.05, metadata=limits(ge=0, lt=1))
-    valid_count: int | None = field(default=None, metadata=limits(ge=0))
-    test_count: int | None = field(default=None, metadata=limits(ge=0))
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.path and not (self.source_path and self.target_path):
-            raise FieldError("path", "set 'path' (a TSV) or both 'source_path' and 'target_path'")
-        if self.path and (self.source_path or self.target_path):
-            raise FieldError("path", "set either 'path' or 'source_path'/'target_path', not both")
-
-
-@dataclass(frozen=True)
-class SyntheticPairsConfig(PairsConfig):
-    task: Literal["reverse", "dates"] = "dates"
-    num_train: int = field(default=20000, metadata=limits(ge=1))
-    num_valid: int = field(default=1000, metadata=limits(ge=0))
-    num_test: int = field(default=1000, metadata=limits(ge=0))
-    min_length: int = field(default=3, metadata=limits(ge=1))  # reverse: tokens per sequence
-    max_length: int = field(default=12, metadata=limits(ge=1))
-    alphabet_size: int = field(default=20, metadata=limits(ge=2, le=26))
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.min_length > self.max_length:
-            raise FieldError("min_length", "must not exceed max_length")
-
-
-# --- reading files ------------------------------------------------------------------------
-
-
-def read_lines(path: Path, member: str | None = None) -> tuple[str, list[str]]:
-    """(display name, lines) of a UTF-8 text file or a .zip member; bad bytes name the line."""
-    try:
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if not n.endswith("/")]
-                if member is None:
-                    texts = [n for n in names if n.endswith(".txt") and "/_" not in "/" + n]
-                    if len(texts) != 1:
-                        raise ConfigError(
-                            f"config error: {path} holds {len(texts)} .txt files "
-                            f"({', '.join(texts[:5])}); set data.member to the one to read"
-                        )
-                    member = texts[0]
-                if member not in names:
-                    raise ConfigError(
-                        f"config error: {path} has no member {member!r} "
-                        f"(members: {', '.join(names[:10])})"
-                    )
-                raw = archive.read(member)
-            name = f"{path}:{member}"
-        else:
-            raw = path.read_bytes()
-            name = str(path)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise DataError(f"cannot read {path}: {error}") from None
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline that ends the last line
-    decoded = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            decoded.append(line.rstrip(b"\r").decode("utf-8"))
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"{name}, line {number}: invalid UTF-8 (byte 0x{line[error.start]:02x} at "
-                f"column {error.start + 1}); convert the file to UTF-8"
-            ) from None
-    return name, decoded
-
-
-def check_sentence(text: str, name: str, number: int, what: str) -> str:
-    if not text.strip():
-        raise DataError(f"{name}, line {number}: empty {what} sentence; remove the line")
-    return text
-
-
-def read_tsv_pairs(path: Path, member: str | None = None) -> list[tuple[str, str]]:
-    name, lines = read_lines(path, member)
-    pairs = []
-    for number, line in enumerate(lines, start=1):
-        fields = line.split("\t")
-        if len(fields) < 2:
-            what = "an empty line" if not line.strip() else "no tab"
-            raise DataError(
-                f"{name}, line {number}: expected 'source<TAB>target[<TAB>attribution]', "
-                f"found {what}"
-            )
-        source = check_sentence(fields[0], name, number, "source")
-        target = check_sentence(fields[1], name, number, "target")
-        pairs.append((source, target))
-    if not pairs:
-        raise DataError(f"{name} holds no sentence pairs")
-    return pairs
-
-
-def read_aligned_pairs(source_path: Path, target_path: Path) -> list[tuple[str, str]]:
-    source_name, sources = read_lines(source_path)
-    target_name, targets = read_lines(target_path)
-    if len(sources) != len(targets):
-        shorter, longer = (
-            (source_name, target_name)
-            if len(sources) < len(targets)
-            else (target_name, source_name)
-        )
-        line = min(len(sources), len(targets)) + 1
-        raise DataError(
-            f"misaligned files: {source_name} has {len(sources)} lines but {target_name} has "
-            f"{len(targets)}; line {line} of {longer} has no partner in {shorter}"
-        )
-    pairs = []
-    for number, (source, target) in enumerate(zip(sources, targets, strict=True), start=1):
-        check_sentence(source, source_name, number, "source")
-        check_sentence(target, target_name, number, "target")
-        pairs.append((source, target))
-    if not pairs:
-        raise DataError(f"{source_name} holds no sentences")
-    return pairs
-
-
-# --- synthetic tasks ----------------------------------------------------------------------
-
-MONTHS = [m.lower() for m in calendar.month_name[1:]]
-DAYS = [d.lower() for d in calendar.day_name]
-FIRST_DATE = datetime.date(1950, 1, 1)
-DATE_SPAN = (datetime.date(2049, 12, 31) - FIRST_DATE).days + 1
-
-
-def ordinal(day: int) -> str:
-    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
-
-
-def date_forms(d: datetime.date) -> list[str]:
-    """Surface forms of one date (day-first for numeric forms)."""
-    month, short, day = MONTHS[d.month - 1], MONTHS[d.month - 1][:3], d.day
-    weekday = DAYS[d.weekday()]
-    return [
-        f"the {ordinal(day)} of {month} {d.year}",
-        f"{month} {day}, {d.year}",
-        f"{day} {month} {d.year}",
-        f"{day:02d}/{d.month:02d}/{d.year}",
-        f"{short} {day} {d.year}",
-        f"{ordinal(day)} {month} {d.year}",
-        f"{weekday}, {month} {day}, {d.year}",
-        f"{d.year} {month} {day}",
-        f"{month} the {ordinal(day)}, {d.year}",
-        f"{day}.{d.month}.{d.year}",
-        f"{weekday[:3]} {day} {short} {d.year}",
-        f"{month.capitalize()} {ordinal(day)} {d.year}",
-    ]
-
-
-FORMS_PER_DATE = len(date_forms(FIRST_DATE))
-
-
-def date_pairs(rng, count: int) -> list[tuple[str, str]]:
-    """`count` distinct (surface form, ISO date) pairs."""
-    count = min(count, DATE_SPAN * FORMS_PER_DATE)
-    picks = rng.choice(DATE_SPAN * FORMS_PER_DATE, size=count, replace=False)
-    pairs = []
-    for pick in picks:
-        d = FIRST_DATE + datetime.timedelta(days=int(pick // FORMS_PER_DATE))
-        pairs.append((date_forms(d)[pick % FORMS_PER_DATE], d.isoformat()))
-    return pairs
-
-
-def reverse_pairs(rng, count: int, config: SyntheticPairsConfig) -> list[tuple[str, str]]:
-    letters = [chr(ord("a") + i) for i in range(config.alphabet_size)]
-    pairs = []
-    for _ in range(count):
-        size = int(rng.integers(config.min_length, config.max_length + 1))
-        tokens = [letters[i] for i in rng.integers(0, len(letters), size)]
-        pairs.append((" ".join(tokens), " ".join(reversed(tokens))))
-    return pairs
-
-
-# --- the datasets -------------------------------------------------------------------------
 
 
 _ENCODED_CACHE: dict = {}  # the last dataset encoded in this process (read-only afterwards)
@@ -312,6 +87,7 @@ class PairsDataset(Dataset):
     """Base of the sentence-pair datasets: subclasses return raw text pairs per split."""
 
     Config = PairsConfig
+    tasks = frozenset({"seq2seq"})
 
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)
@@ -323,28 +99,18 @@ class PairsDataset(Dataset):
 
     # --- text -> ids ---
 
-    def tokenize_texts(self, texts: list[str], side: str) -> list[list[str]]:
-        characters = getattr(self.config, f"{side}_tokens") == "characters"
-        tokens = []
-        for start in range(0, len(texts), 20000):
-            ragged = tokenize(
-                tf.constant(texts[start : start + 20000]),
-                lowercase=self.config.lowercase,
-                split_punctuation=self.config.split_punctuation,
-                characters=characters,
-            )
-            tokens += [[t.decode("utf-8") for t in row] for row in ragged.to_list()]
-        return tokens
-
-    @staticmethod
-    def build_vocabulary(sentences: list[list[str]], size: int, min_count: int) -> list[str]:
-        counts = Counter(token for sentence in sentences for token in sentence)
-        for special in SPECIALS:
-            counts.pop(special, None)
-        ranked = sorted(
-            (token for token, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t)
+    def tokenize_side(self, texts: list[str], side: str) -> list[list[str]]:
+        return tokenize_texts(
+            texts,
+            lowercase=self.config.lowercase,
+            split_punctuation=self.config.split_punctuation,
+            characters=getattr(self.config, f"{side}_tokens") == "characters",
         )
-        return SPECIALS + ranked[: size - len(SPECIALS)]
+
+    def vocabulary(self, sentences: list[list[str]], size: int) -> list[str]:
+        return build_vocabulary(
+            sentences, size=size, min_count=self.config.min_count, specials=SPECIALS
+        )
 
     def encoded(self) -> dict[str, EncodedSplit]:
         if self._encoded is not None:
@@ -356,8 +122,8 @@ class PairsDataset(Dataset):
         cfg = self.config
         tokenized = {}
         for split, pairs in self.raw_splits().items():
-            sources = self.tokenize_texts([s for s, _ in pairs], "source")
-            targets = self.tokenize_texts([t for _, t in pairs], "target")
+            sources = self.tokenize_side([s for s, _ in pairs], "source")
+            targets = self.tokenize_side([t for _, t in pairs], "target")
             keep = [
                 i
                 for i in range(len(pairs))
@@ -373,12 +139,8 @@ class PairsDataset(Dataset):
             )
         if not tokenized["train"][0]:
             raise DataError("no training pairs are left after the length filters")
-        source_vocab = self.build_vocabulary(
-            tokenized["train"][1], cfg.source_vocab_size, cfg.min_count
-        )
-        target_vocab = self.build_vocabulary(
-            tokenized["train"][2], cfg.target_vocab_size, cfg.min_count
-        )
+        source_vocab = self.vocabulary(tokenized["train"][1], cfg.source_vocab_size)
+        target_vocab = self.vocabulary(tokenized["train"][2], cfg.target_vocab_size)
         self._vocabularies = (source_vocab, target_vocab)
         source_ids = {t: i for i, t in enumerate(source_vocab)}
         target_ids = {t: i for i, t in enumerate(target_vocab)}
@@ -502,72 +264,3 @@ class PairsDataset(Dataset):
         else:
             batched = pairs.padded_batch(batch_size, shapes, drop_remainder=drop_remainder)
         return batched.skip(skip).prefetch(tf.data.AUTOTUNE)
-
-
-@datasets.register("sentence_pairs")
-class SentencePairs(PairsDataset):
-    """Sentence pairs from a TSV (Tatoeba/Anki format, plain or in a .zip) or two aligned files."""
-
-    Config = SentencePairsConfig
-    description = "sentence pairs: source<TAB>target file (or .zip member) or two aligned files"
-
-    def raw_splits(self):
-        cfg = self.config
-        if cfg.path:
-            pairs = read_tsv_pairs(resolve_file(cfg.path, "data.path"), cfg.member)
-        else:
-            pairs = read_aligned_pairs(
-                resolve_file(cfg.source_path, "data.source_path"),
-                resolve_file(cfg.target_path, "data.target_path"),
-            )
-        if cfg.max_pairs:
-            pairs = pairs[: cfg.max_pairs]
-        if cfg.swap:
-            pairs = [(t, s) for s, t in pairs]
-        order = np.random.default_rng(self.seed).permutation(len(pairs))
-        test = (
-            cfg.test_count if cfg.test_count is not None else round(len(pairs) * cfg.test_fraction)
-        )
-        valid = (
-            cfg.valid_count
-            if cfg.valid_count is not None
-            else round(len(pairs) * cfg.valid_fraction)
-        )
-        if test + valid >= len(pairs):
-            raise ConfigError(
-                f"config error: valid ({valid}) and test ({test}) pairs leave no training pairs "
-                f"out of {len(pairs)}"
-            )
-        # Held-out pairs are taken at random; training keeps the file's order (then shuffled
-        # per epoch by `batches`).
-        held_test, held_valid = order[:test], order[test : test + valid]
-        train = np.sort(order[test + valid :])
-        return {
-            "train": [pairs[i] for i in train],
-            "valid": [pairs[i] for i in held_valid],
-            "test": [pairs[i] for i in held_test],
-        }
-
-
-@datasets.register("synthetic_pairs")
-class SyntheticPairs(PairsDataset):
-    """Built-in seq2seq tasks, generated from the seed: token reversal and date formats."""
-
-    Config = SyntheticPairsConfig
-    description = "synthetic seq2seq tasks: 'reverse' tokens, 'dates' to ISO format (offline)"
-
-    def raw_splits(self):
-        cfg = self.config
-        rng = np.random.default_rng([self.seed, 7])
-        total = cfg.num_train + cfg.num_valid + cfg.num_test
-        if cfg.task == "dates":
-            pairs = date_pairs(rng, total)  # distinct pairs: no test pair is seen in training
-        else:
-            pairs = reverse_pairs(rng, total, cfg)
-        if len(pairs) < total:
-            raise ConfigError(f"config error: the dates task has only {len(pairs)} distinct pairs")
-        return {
-            "train": pairs[: cfg.num_train],
-            "valid": pairs[cfg.num_train : cfg.num_train + cfg.num_valid],
-            "test": pairs[cfg.num_train + cfg.num_valid :],
-        }

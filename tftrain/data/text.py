@@ -99,6 +99,7 @@ class LanguageModelData(Dataset):
     """Token-id streams per split, served in the tutorial's batch layout."""
 
     Config = LanguageModelConfig
+    tasks = frozenset({"language_model"})
 
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)
@@ -156,9 +157,6 @@ class LanguageModelData(Dataset):
         count = self.num_examples(split)
         batch_len = count // batch_size
         return max(0, (batch_len - 1) // self.num_steps(split))
-
-    def words_per_epoch(self, split: str, batch_size: int) -> int:
-        return self.steps(split, batch_size) * batch_size * self.num_steps(split)
 
     def layout(self, split: str, batch_size: int):
         self.check_split(split)
@@ -353,10 +351,3 @@ class SyntheticLanguage(LanguageModelData):
                 total -= np.log(probability).sum()
             belief = joint / probability[:, None]
         return math.exp(total / (covered * batch_size))
-
-    def entropy_rate_bounds(self) -> tuple[float, float]:
-        """(nats with the topic known, nats with no context): the optimum lies between."""
-        emissions = self.emissions()
-        known = float(-(emissions * np.log(emissions)).sum(axis=1).mean())
-        marginal = emissions.mean(axis=0)
-        return known, float(-(marginal * np.log(marginal)).sum())

@@ -1,17 +1,13 @@
 """Recurrent networks: the PTB word language model, a sequence classifier and a regressor.
 
-`task: language_model` is the TensorFlow PTB tutorial's model (Zaremba et al., 2014):
-embedding -> stacked LSTM (or GRU) -> softmax over the vocabulary, dropout on the
-non-recurrent connections only (the embedding output and every layer's output), weights
-uniform in [-init_scale, init_scale]. Its state (h, c per layer) is declared by
-`initial_state` and returned by `forward`, so the shared loop carries it from one batch to the
-next within an epoch (truncated back-propagation through time) and resets it each epoch.
-
-`task: classify` maps a sequence of vectors (MNIST read row by row) or of token ids (padded
-with 0, masked) to a label; `task: regress` maps a window of a series to its next value(s).
-
-The layers keep Keras' fast cuDNN-compatible configuration (tanh/sigmoid, no recurrent
-dropout, not unrolled); a setting that rules that kernel out is warned about.
+The task follows the data (`model.task: auto`): `language_model` is the TensorFlow PTB
+tutorial's model, whose state (h, c per layer) is declared by `initial_state` and returned by
+`forward`, so the shared loop carries it from batch to batch within an epoch (truncated
+back-propagation through time) and resets it each epoch; `classification` maps a sequence of
+vectors (MNIST read row by row) or of token ids (padded with 0, masked) to a label;
+`regression` maps a window of a series to its next value(s). The networks are in
+`lstm_networks.py`. The layers keep Keras' fast cuDNN-compatible configuration (tanh/sigmoid,
+no recurrent dropout, not unrolled); a setting that rules that kernel out is warned about.
 """
 
 from __future__ import annotations
@@ -21,22 +17,24 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
+import click
 import numpy as np
 
 from tftrain.data.base import DataSpec, apply_transform
 from tftrain.errors import ConfigError
-from tftrain.lazy import keras, tf
+from tftrain.lazy import tf
 from tftrain.models.base import (
     Model,
     ModelConfig,
+    PredictOption,
     classification_metrics,
     classification_outputs,
     regression_metrics,
 )
+from tftrain.models.lstm_networks import language_model_network, sequence_network
+from tftrain.plots import draw_series
 from tftrain.registry import models
 from tftrain.schema import FieldError, limits
-
-TASKS = {"language_model": "language_model", "classification": "classify", "regression": "regress"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class LstmConfig(ModelConfig):
     """Keys of the `lstm` model; `preset: small|medium|large` fills the tutorial's values."""
 
     preset: str | None = None
-    task: Literal["auto", "language_model", "classify", "regress"] = "auto"
+    task: Literal["auto", "language_model", "classification", "regression"] = "auto"
     cell: Literal["lstm", "gru"] = "lstm"
     num_layers: int = field(default=2, metadata=limits(ge=1))
     hidden_size: int = field(default=200, metadata=limits(ge=1))
@@ -55,8 +53,8 @@ class LstmConfig(ModelConfig):
     unit_forget_bias: bool = True  # False = the tutorial's forget_bias 0.0
     tie_embeddings: bool = False  # language_model: softmax weights = embedding matrix
     carry_state: bool = True  # language_model: pass the state from batch to batch
-    bidirectional: bool = False  # classify / regress only
-    inputs: Literal["auto", "vectors", "tokens"] = "auto"  # classify: tokens if a vocabulary
+    bidirectional: bool = False  # classification / regression only
+    inputs: Literal["auto", "vectors", "tokens"] = "auto"  # tokens if the data has a vocabulary
     vocab_size: int | None = field(default=None, metadata=limits(ge=2))  # tokens without one
     unroll: bool = False  # slow kernel; only for very short sequences
 
@@ -112,18 +110,28 @@ class Lstm(Model):
     """Stacked LSTM/GRU: word language model with carried state, sequence classifier, regressor."""
 
     Config = LstmConfig
-    description = "stacked LSTM/GRU: language model (carried state), sequence classify, regress"
+    description = "stacked LSTM/GRU: language model (carried state), sequence classifier, regressor"
     higher_is_better = frozenset({"accuracy"})
+    tasks = frozenset({"language_model", "classification", "regression"})
+    predict_options = (
+        *Model.predict_options,
+        PredictOption("--prime", "text to start generating from"),
+        PredictOption("--words", "words to generate", click.IntRange(min=1), 30),
+        PredictOption(
+            "--temperature",
+            "sampling temperature (0: the most likely word)",
+            click.FloatRange(min=0),
+            1.0,
+        ),
+    )
 
     def __init__(self, config, spec: DataSpec):
-        task = TASKS.get(spec.task)
-        if config.task != "auto" and config.task != task:
+        task = spec.task
+        if config.task not in ("auto", task):
             raise ConfigError(
-                f"config error: 'model.task' is {config.task} but the dataset is for "
-                f"{spec.task}; set model.task to {task or 'a matching task'} or auto"
+                f"config error: 'model.task' is {config.task} but the dataset gives {task} data; "
+                f"set model.task to {task} or auto"
             )
-        if task is None:
-            raise ConfigError(f"config error: model 'lstm' cannot learn a {spec.task} dataset")
         self.task = task
         blockers = fast_kernel_blockers(config)
         if blockers:
@@ -143,145 +151,10 @@ class Lstm(Model):
     def state_parts(self) -> int:
         return 2 if self.config.cell == "lstm" else 1
 
-    def initializer(self, offset: int = 0):
-        scale = self.config.init_scale
-        if scale is None:
-            return None
-        return keras.initializers.RandomUniform(-scale, scale)
-
-    def recurrent_layer(self, units: int, *, return_sequences: bool, return_state: bool, name):
-        config = self.config
-        init = self.initializer()
-        options = dict(
-            return_sequences=return_sequences,
-            return_state=return_state,
-            recurrent_dropout=config.recurrent_dropout,
-            unroll=config.unroll,
-            name=name,
-        )
-        if init is not None:
-            options.update(kernel_initializer=init, recurrent_initializer=init)
-        if config.cell == "lstm":
-            return keras.layers.LSTM(units, unit_forget_bias=config.unit_forget_bias, **options)
-        return keras.layers.GRU(units, **options)
-
     def build(self):
         if self.task == "language_model":
-            return self.build_language_model()
-        return self.build_sequence_model()
-
-    def build_language_model(self):
-        config = self.config
-        vocab = self.spec.num_classes
-        embedding_size = config.embedding_size or config.hidden_size
-        model = self
-
-        class LanguageModel(keras.Model):
-            """Embedding -> stacked RNN -> logits, taking and returning the state."""
-
-            def __init__(self):
-                super().__init__(name="lstm_language_model")
-                init = model.initializer()
-                self.embedding = keras.layers.Embedding(
-                    vocab,
-                    embedding_size,
-                    embeddings_initializer=init or "uniform",
-                    name="embedding",
-                )
-                # One attribute per layer: tf.train.Checkpoint does not see into plain lists.
-                for i in range(config.num_layers):
-                    layer = model.recurrent_layer(
-                        config.hidden_size,
-                        return_sequences=True,
-                        return_state=True,
-                        name=f"rnn_{i}",
-                    )
-                    setattr(self, f"rnn_{i}", layer)
-                for i in range(config.num_layers + 1):
-                    setattr(self, f"dropout_{i}", keras.layers.Dropout(config.dropout))
-                self.rnns = [getattr(self, f"rnn_{i}") for i in range(config.num_layers)]
-                self.drops = [getattr(self, f"dropout_{i}") for i in range(config.num_layers + 1)]
-                self.projection = None
-                if config.tie_embeddings and embedding_size != config.hidden_size:
-                    self.projection = keras.layers.Dense(
-                        embedding_size, use_bias=False, name="projection"
-                    )
-                if config.tie_embeddings:
-                    self.softmax = None
-                    self.softmax_bias = self.add_weight(
-                        shape=(vocab,), initializer="zeros", name="softmax_bias"
-                    )
-                else:
-                    self.softmax = keras.layers.Dense(
-                        vocab, kernel_initializer=init or "glorot_uniform", name="softmax"
-                    )
-
-            @property
-            def _default_save_signature(self):
-                return None  # the serving signatures are tftrain's (ids + state)
-
-            def call(self, ids, states, training=False):
-                x = self.embedding(ids)
-                if config.dropout:
-                    x = self.drops[0](x, training=training)
-                new_states = []
-                for index, rnn in enumerate(self.rnns):
-                    outputs = rnn(x, initial_state=list(states[index]), training=training)
-                    x = outputs[0]
-                    new_states.append(tuple(outputs[1:]))
-                    if config.dropout:
-                        x = self.drops[index + 1](x, training=training)
-                if self.softmax is not None:
-                    logits = self.softmax(x)
-                else:
-                    if self.projection is not None:
-                        x = self.projection(x)
-                    logits = tf.einsum("btd,vd->btv", x, self.embedding.embeddings)
-                    logits = logits + self.softmax_bias
-                return logits, tuple(new_states)
-
-        network = LanguageModel()
-        network(tf.zeros([1, 1], tf.int32), self.zero_state(1))  # create every variable
-        return network
-
-    def build_sequence_model(self):
-        config = self.config
-        shape = tuple(self.spec.input_shape)
-        tokens = self.uses_tokens()
-        layers = [keras.Input(shape)]
-        if tokens:
-            vocab = len(self.spec.vocabulary) if self.spec.vocabulary else config.vocab_size
-            if not vocab:
-                raise ConfigError(
-                    "config error: token inputs need a vocabulary; set model.vocab_size"
-                )
-            embedding_size = config.embedding_size or config.hidden_size
-            layers.append(keras.layers.Lambda(lambda x: tf.cast(x, tf.int32), name="token_ids"))
-            layers.append(
-                keras.layers.Embedding(vocab, embedding_size, mask_zero=True, name="embedding")
-            )
-        elif len(shape) == 1:
-            layers.append(keras.layers.Reshape((shape[0], 1), name="steps"))
-        elif len(shape) > 2:  # MNIST (28, 28, 1) -> 28 steps of 28 features
-            layers.append(keras.layers.Reshape((shape[0], int(np.prod(shape[1:]))), name="steps"))
-        for index in range(config.num_layers):
-            last = index == config.num_layers - 1
-            layer = self.recurrent_layer(
-                config.hidden_size,
-                return_sequences=not last,
-                return_state=False,
-                name=f"rnn_{index}",
-            )
-            if config.bidirectional:
-                layer = keras.layers.Bidirectional(layer, name=f"bi_rnn_{index}")
-            layers.append(layer)
-            if config.dropout:
-                layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
-        units = self.spec.num_classes if self.task == "classify" else (self.spec.output_dim or 1)
-        layers.append(
-            keras.layers.Dense(units, name="logits" if self.task == "classify" else "out")
-        )
-        return keras.Sequential(layers, name=f"lstm_{self.task}")
+            return language_model_network(self.config, self.spec.num_classes, self.zero_state)
+        return sequence_network(self.config, self.spec, task=self.task, tokens=self.uses_tokens())
 
     def uses_tokens(self) -> bool:
         if self.config.inputs == "auto":
@@ -312,9 +185,9 @@ class Lstm(Model):
     # --- loss and metrics ----------------------------------------------------------------
 
     def losses_and_metrics(self, labels, outputs):
-        if self.task == "regress":
+        if self.task == "regression":
             return regression_metrics(labels, outputs)
-        if self.task == "classify":
+        if self.task == "classification":
             return classification_metrics(labels, outputs)
         vocab = tf.shape(outputs)[-1]
         return classification_metrics(tf.reshape(labels, [-1]), tf.reshape(outputs, [-1, vocab]))
@@ -358,7 +231,7 @@ class Lstm(Model):
         return {"serving_default": (signature, serve)}
 
     def serving_outputs(self, outputs) -> dict:
-        if self.task == "classify":
+        if self.task == "classification":
             return classification_outputs(outputs)
         return {"predictions": outputs}
 
@@ -385,7 +258,7 @@ class Lstm(Model):
         if self.task == "language_model":
             optimum = getattr(dataset, "optimal_perplexity", None)
             return {"optimal_perplexity": optimum(split)} if optimum else {}
-        if self.task == "regress":
+        if self.task == "regression":
             return self.regression_extra(dataset, split, plot)
         return {}
 
@@ -416,50 +289,34 @@ class Lstm(Model):
     def predict(self, request):
         if self.task != "language_model":
             return super().predict(request)
-        return generate_text(self, request)
+        return self.generate_text(request)
 
-
-def generate_text(model, request) -> str:
-    """Sample `request.words` words after `request.prime` (temperature 0 = most likely)."""
-    vocabulary = model.spec.vocabulary
-    index = {word: i for i, word in enumerate(vocabulary)}
-    eos, unk = model.spec.extra.get("eos"), model.spec.extra.get("unk")
-    prime = (request.prime or "").split()
-    unknown = [w for w in prime if w not in index]
-    if unknown and unk is None:
-        raise ConfigError(f"usage error: --prime words not in the vocabulary: {' '.join(unknown)}")
-    ids = [index.get(w, index.get(unk)) for w in prime] or [index[eos] if eos else 0]
-    rng = np.random.default_rng(0)
-    state = model.zero_state(1)
-    logits, state = model.network(tf.constant([ids], tf.int32), state, training=False)
-    generated = []
-    for _ in range(request.words):
-        scores = np.asarray(logits[0, -1], dtype=np.float64)
-        if request.temperature <= 0:
-            choice = int(np.argmax(scores))
-        else:
-            scores = scores / request.temperature
-            probabilities = np.exp(scores - scores.max())
-            choice = int(rng.choice(len(scores), p=probabilities / probabilities.sum()))
-        generated.append(vocabulary[choice])
-        logits, state = model.network(tf.constant([[choice]], tf.int32), state, training=False)
-    text = " ".join(prime + generated)
-    return text.replace(f" {eos} ", "\n").replace(f" {eos}", "\n") if eos else text
-
-
-def draw_series(path: str, truth, predictions, *, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(10, 4))
-    axes.plot(truth, label="truth", linewidth=1.5)
-    axes.plot(predictions, label="prediction", linewidth=1.0, linestyle="--")
-    axes.set_xlabel("window")
-    axes.set_ylabel("value")
-    axes.set_title(title)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    def generate_text(self, request) -> str:
+        """Sample `--words` words after `--prime` (temperature 0: the most likely word)."""
+        vocabulary = self.spec.vocabulary
+        index = {word: i for i, word in enumerate(vocabulary)}
+        eos, unk = self.spec.extra.get("eos"), self.spec.extra.get("unk")
+        prime = (request["prime"] or "").split()
+        unknown = [w for w in prime if w not in index]
+        if unknown and unk is None:
+            raise ConfigError(
+                f"usage error: --prime words not in the vocabulary: {' '.join(unknown)}"
+            )
+        ids = [index.get(w, index.get(unk)) for w in prime] or [index[eos] if eos else 0]
+        rng = np.random.default_rng(0)
+        temperature = request["temperature"]
+        logits, state = self.network(
+            tf.constant([ids], tf.int32), self.zero_state(1), training=False
+        )
+        generated = []
+        for _ in range(request["words"]):
+            scores = np.asarray(logits[0, -1], dtype=np.float64)
+            if temperature <= 0:
+                choice = int(np.argmax(scores))
+            else:
+                probabilities = np.exp((scores - scores.max()) / temperature)
+                choice = int(rng.choice(len(scores), p=probabilities / probabilities.sum()))
+            generated.append(vocabulary[choice])
+            logits, state = self.network(tf.constant([[choice]], tf.int32), state, training=False)
+        text = " ".join(prime + generated)
+        return text.replace(f" {eos} ", "\n").replace(f" {eos}", "\n") if eos else text

@@ -1,0 +1,43 @@
+"""PNG figures that `tftrain eval --plot` and `predict` draw (matplotlib, headless)."""
+
+from __future__ import annotations
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw_series(path: str, truth, predictions, *, title: str) -> None:
+    """Predictions against the truth, one point per window."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.plot(truth, label="truth", linewidth=1.5)
+    axes.plot(predictions, label="prediction", linewidth=1.0, linestyle="--")
+    axes.set_xlabel("window")
+    axes.set_ylabel("value")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def draw_attention(path: str, source: list[str], target: list[str], weights, *, title: str):
+    """A heat map of attention weights [target, source]."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(1 + 0.5 * len(source), 1 + 0.4 * len(target)))
+    axes.imshow(weights, cmap="viridis", aspect="auto")
+    axes.set_xticks(range(len(source)), source, rotation=90)
+    axes.set_yticks(range(len(target)), target)
+    axes.set_xlabel("source")
+    axes.set_ylabel("decoded")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
