@@ -59,8 +59,8 @@ def test_saved_model_reloads_in_a_fresh_process_and_matches_predict(
     info = json.loads((export_dir / "tftrain_export.json").read_text())
     assert info["signatures"] == ["serving_default"] and info["max_difference"] <= 1e-5
 
+    from tftrain.registry import build_dataset
     from tftrain.runners.rundir import RunDir
-    from tftrain.runners.trainer import build_dataset
 
     config = RunDir(run).load_config()
     raw = build_dataset(config).arrays("test")[0][:12].astype(np.float32)
@@ -139,3 +139,33 @@ def test_eval_on_best_and_named_checkpoints(cli, trained_runs):
     assert named["accuracy"] == latest["accuracy"]
     result = cli("eval", run.parent / "nothing", expect=2)
     assert "not a tftrain run directory" in result.stderr
+
+
+def test_predict_takes_the_options_the_runs_model_declares(cli, trained_runs, tmp_path):
+    run = trained_runs["softmax"]
+    np.savez(tmp_path / "x.npz", x=np.zeros((3, 64), np.float32))
+    rows = cli("predict", run, tmp_path / "x.npz", "--top-k", "3").stdout.splitlines()
+    header = rows[0].split(",")
+    assert {"class_id_1", "class_id_3", "probability_3"} <= set(header)
+    assert "class_id_4" not in header and len(rows) == 4
+    # Another family's option is refused, naming the options this model has.
+    result = cli("predict", run, tmp_path / "x.npz", "--beam-width", "4", expect=2)
+    assert "--beam-width is not an option of a softmax model" in result.stderr
+    assert "--top-k" in result.stderr
+
+
+def test_predict_help_lists_every_familys_options(cli):
+    text = cli("predict", "--help").stdout
+    for flag in ("--top-k", "--prime", "--words", "--beam-width", "--nearest", "--analogy"):
+        assert flag in text
+    assert "[seq2seq]" in text and "[word2vec]" in text
+
+
+def test_a_model_refuses_data_it_does_not_learn(cli, write_config, tmp_path):
+    config = write_config({"model": {"type": "linear"}, "data": {"type": "digits"}})
+    result = cli("fit", config, "--run-dir", tmp_path / "r", "--quiet", expect=2)
+    message = result.stderr
+    assert "model 'linear' learns regression data" in message
+    assert "diabetes" in message and "but this dataset gives classification data" in message
+    assert "models for classification data: cnn, lstm, softmax" in message
+    assert not (tmp_path / "r" / "checkpoints").exists()

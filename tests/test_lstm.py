@@ -185,7 +185,7 @@ def test_synthetic_lm_near_optimum_and_carried_state_matters(tmp_path, cli, writ
 def test_sine_regressor_beats_persistence_and_plots(tmp_path, cli, write_config):
     tree = {
         "name": "sine",
-        "model": {"type": "lstm", "task": "regress", "num_layers": 1, "hidden_size": 16},
+        "model": {"type": "lstm", "task": "regression", "num_layers": 1, "hidden_size": 16},
         "data": {"type": "sine", "num_points": 1200, "noise": 0.0, "window": 10},
         "train": {
             "batch_size": 32,
@@ -218,7 +218,7 @@ def test_presets_fill_tutorial_values_and_task_mismatch_is_config_error(
     assert steps == 35
     assert config.train.optimizer.learning_rate == pytest.approx(1.0 * steps)
     assert config.train.clip_grad_norm == pytest.approx(5.0 / steps, rel=1e-5)
-    tree = lm_config(task="classify")
+    tree = lm_config(task="classification")
     result = cli("fit", write_config(tree), "--run-dir", tmp_path / "r", "--quiet", expect=2)
     assert "model.task" in result.stderr
 
@@ -236,13 +236,13 @@ def test_token_classifier_masks_padding():
     """Token ids padded with 0 are masked: more padding changes nothing, a real token does."""
     from tftrain.config import config_from_dict
     from tftrain.data.base import DataSpec
-    from tftrain.runners.trainer import build_model
+    from tftrain.registry import build_model
 
     config = config_from_dict(
         {
             "model": {
                 "type": "lstm",
-                "task": "classify",
+                "task": "classification",
                 "inputs": "tokens",
                 "vocab_size": 12,
                 "hidden_size": 8,

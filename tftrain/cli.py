@@ -268,7 +268,16 @@ def export(run_dir, format_name, out, checkpoint, binary, force, check_dir, quie
 # --- predict ------------------------------------------------------------------------------
 
 
-@cli.command()
+class PredictCommand(click.Command):
+    """`tftrain predict`, whose family options (--beam-width, --prime, ...) the models declare."""
+
+    def get_params(self, ctx):
+        from tftrain.runners.predict import family_options
+
+        return [*super().get_params(ctx), *family_options()]
+
+
+@cli.command(cls=PredictCommand)
 @run_dir_argument
 @click.argument("inputs", nargs=-1, type=click.Path())
 @checkpoint_option
@@ -276,25 +285,21 @@ def export(run_dir, format_name, out, checkpoint, binary, force, check_dir, quie
 @click.option(
     "--format", "format_name", type=click.Choice(["csv", "jsonl"]), help="Default: from --output."
 )
-@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--prime", help="Language models: text to start generating from.")
-@click.option("--words", default=30, show_default=True, type=click.IntRange(min=1))
-@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0))
-@click.option("--input", "input_file", type=click.Path(dir_okay=False), help="seq2seq: lines.")
-@click.option("--beam-width", type=click.IntRange(min=1), help="seq2seq: beam search width.")
-@click.option("--attention-plot", type=click.Path(dir_okay=False), help="seq2seq: PNG path.")
-@click.option("--nearest", help="word2vec: nearest neighbours of a word.")
-@click.option("--analogy", nargs=3, help="word2vec: A - B + C (king man woman -> queen).")
-def predict(run_dir, inputs, checkpoint, output, format_name, **options):
+@click.pass_context
+def predict(ctx, run_dir, inputs, checkpoint, output, format_name, **options):
     """Run a trained model: on feature files (CSV/NPZ/NPY), or as its family's options say."""
-    from tftrain.models.base import PredictRequest
+    from click.core import ParameterSource
+
     from tftrain.runners.predict import predict_run
 
     if format_name is None:
         format_name = "jsonl" if output and output.endswith((".jsonl", ".json")) else "csv"
-    options["analogy"] = tuple(options["analogy"] or ())
-    request = PredictRequest(inputs=tuple(inputs), **options)
-    text = predict_run(run_dir, request, checkpoint=checkpoint, format_name=format_name)
+    given = {
+        key: value
+        for key, value in options.items()
+        if ctx.get_parameter_source(key) is ParameterSource.COMMANDLINE
+    }
+    text = predict_run(run_dir, inputs, given, checkpoint=checkpoint, format_name=format_name)
     if output:
         Path(output).write_text(text)
         click.echo(f"wrote {output}", err=True)
@@ -316,9 +321,7 @@ def models_command(name, overrides):
         for name, cls in models.items():
             click.echo(f"{name:12} {cls.description}")
         return
-    cls = models.get(name, key="NAME")
-    describe = getattr(cls, "describe", None)  # optional classmethod(overrides) -> str
-    click.echo(describe(overrides) if describe else f"{name}: {cls.description}")
+    click.echo(models.get(name, key="NAME").describe(overrides))
 
 
 @cli.command("datasets")

@@ -90,6 +90,8 @@ class Dataset:
     Config = DataConfig
     description = ""
     name = ""
+    # The DataSpec tasks this dataset can give; models name the datasets that fit them.
+    tasks: frozenset[str] = frozenset()
 
     def __init__(self, config, *, seed: int):
         self.config = config
@@ -146,6 +148,7 @@ class ArrayDataset(Dataset):
 
     Config = SplitConfig
     task = "classification"
+    tasks = frozenset({"classification", "regression"})
 
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)

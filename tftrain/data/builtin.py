@@ -34,6 +34,7 @@ class SyntheticLinear(ArrayDataset):
     Config = SyntheticLinearConfig
     description = "synthetic linear regression with known true weights (offline)"
     task = "regression"
+    tasks = frozenset({"regression"})
 
     def true_weights(self) -> np.ndarray:
         if self.config.weights:
@@ -63,6 +64,7 @@ class Digits(ArrayDataset):
 
     Config = DigitsConfig
     description = "scikit-learn's bundled 8x8 digits, 10 classes (offline)"
+    tasks = frozenset({"classification"})
 
     def load(self) -> dict:
         from sklearn.datasets import load_digits
@@ -99,6 +101,7 @@ class Diabetes(ArrayDataset):
     Config = DiabetesConfig
     description = "scikit-learn's bundled diabetes regression, 10 features (offline)"
     task = "regression"
+    tasks = frozenset({"regression"})
 
     def load(self) -> dict:
         from sklearn.datasets import load_diabetes

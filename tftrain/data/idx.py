@@ -86,6 +86,7 @@ class IdxImages(ArrayDataset):
 
     Config = IdxConfig
     description = "IDX image files as MNIST ships them (gzipped or not)"
+    tasks = frozenset({"classification"})
 
     def load(self) -> dict:
         folder = resolve_file(self.config.path, "data.path")

@@ -45,6 +45,7 @@ class Sine(ArrayDataset):
     Config = SineConfig
     description = "synthetic (noisy, multi-) sine series: window -> next value(s) (offline)"
     task = "regression"
+    tasks = frozenset({"regression"})
 
     def series(self) -> np.ndarray:
         c = self.config

@@ -93,6 +93,7 @@ class TfrecordDataset(Dataset):
 
     Config = TfrecordConfig
     description = "sharded TFRecord files written by `tftrain data convert`"
+    tasks = frozenset({"classification", "regression"})
 
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)

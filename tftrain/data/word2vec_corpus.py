@@ -101,6 +101,7 @@ class WordCorpus(Dataset):
 
     Config = CorpusConfig
     task = "word_embedding"
+    tasks = frozenset({"word_embedding"})
 
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)

@@ -9,27 +9,44 @@ Metrics are returned as (sum, count) pairs so the loop can add them over any num
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
 
 from tftrain.data.base import DataSpec, apply_transform
+from tftrain.errors import ConfigError
 from tftrain.lazy import tf
 
 
 @dataclass(frozen=True)
+class PredictOption:
+    """An option a model family adds to `tftrain predict`; the CLI reads them from the models."""
+
+    flag: str  # "--beam-width"
+    help: str
+    type: Any = str  # a click parameter type: str, int, float, click.IntRange(min=1), ...
+    default: Any = None
+    nargs: int = 1
+    metavar: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The name the model reads it by: "--beam-width" -> "beam_width"."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
 class PredictRequest:
-    """What `tftrain predict` was asked; each model family reads the options it understands."""
+    """What `tftrain predict` was asked: input paths, and the model's own options by key."""
 
     inputs: tuple[str, ...] = ()
-    top_k: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 1024
-    prime: str | None = None
-    words: int = 30
-    temperature: float = 1.0
-    input_file: str | None = None
-    beam_width: int | None = None
-    attention_plot: str | None = None
-    nearest: str | None = None
-    analogy: tuple[str, ...] = ()
+
+    def __getitem__(self, key: str):
+        return self.options[key]
 
 
 @dataclass(frozen=True)
@@ -40,11 +57,17 @@ class ModelConfig:
 
 
 class Model:
-    """Base of every model; subclasses set `Config`, `description` and override the hooks."""
+    """Base of every model; subclasses set `Config`, `description`, `tasks` and the hooks."""
 
     Config = ModelConfig
     description = ""
     name = ""
+    # The data tasks (DataSpec.task) this model learns; any other is refused in one place.
+    tasks: frozenset[str] = frozenset()
+    # Options this family adds to `tftrain predict` (the base reads feature files: --top-k).
+    predict_options: tuple[PredictOption, ...] = (
+        PredictOption("--top-k", "the k most likely classes", click.IntRange(min=1), 1),
+    )
     # Metrics where larger is better (used by best-checkpoint and early-stopping "auto" mode).
     higher_is_better = frozenset({"accuracy"})
     # Models whose state spans batches need every batch the same size.
@@ -53,7 +76,27 @@ class Model:
     def __init__(self, config, spec: DataSpec):
         self.config = config
         self.spec = spec
+        self.check_data(spec)
         self.network = self.build()
+
+    def check_data(self, spec: DataSpec) -> None:
+        """Refuse data of a task this model does not learn, naming the datasets that fit."""
+        if spec.task in self.tasks:
+            return
+        from tftrain.registry import datasets, models
+
+        fitting = [name for name, cls in datasets.items() if cls.tasks & self.tasks]
+        learners = [name for name, cls in models.items() if spec.task in cls.tasks]
+        hint = f"; models for {spec.task} data: {', '.join(learners)}" if learners else ""
+        raise ConfigError(
+            f"config error: model '{self.name}' learns {' or '.join(sorted(self.tasks))} data "
+            f"(data.type: {', '.join(fitting)}), but this dataset gives {spec.task} data{hint}"
+        )
+
+    @classmethod
+    def describe(cls, overrides=()) -> str:
+        """What `tftrain models NAME [--set KEY=VALUE ...]` prints (e.g. a layer table)."""
+        return f"{cls.name}: {cls.description}"
 
     # --- what subclasses implement ------------------------------------------------------
 
@@ -121,7 +164,6 @@ class Model:
         import numpy as np
 
         from tftrain.data.features import read_features
-        from tftrain.errors import ConfigError
 
         if not request.inputs:
             raise ConfigError("usage error: give one or more input files (CSV, NPZ or NPY)")
@@ -130,7 +172,7 @@ class Model:
         size = request.batch_size
         parts = [serve(features=features[i : i + size]) for i in range(0, len(features), size)]
         outputs = {key: np.concatenate([np.asarray(p[key]) for p in parts]) for key in parts[0]}
-        return prediction_rows(outputs, self.spec, top_k=request.top_k)
+        return prediction_rows(outputs, self.spec, top_k=request["top_k"])
 
     def export_formats(self) -> dict:
         """Model-specific export formats: {name: writer(directory, context) -> report dict}."""

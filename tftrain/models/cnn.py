@@ -125,13 +125,9 @@ class ConvNet(Model):
 
     Config = CnnConfig
     description = "convolutional network; presets lenet5, lenet5_original, deep_mnist"
+    tasks = frozenset({"classification"})
 
     def __init__(self, config, spec: DataSpec):
-        if spec.task != "classification":
-            raise ConfigError(
-                f"config error: model 'cnn' needs a classification dataset, "
-                f"but this data is {spec.task}"
-            )
         if len(spec.input_shape) not in (2, 3):
             raise ConfigError(
                 f"config error: model 'cnn' needs image-shaped inputs (height, width, channels), "
@@ -273,16 +269,16 @@ class ConvNet(Model):
 
     def predict(self, request: PredictRequest):
         """Top-k classes for image files and folders; NPZ/NPY/CSV go to the base reader."""
-        from tftrain.data.images import is_image_path
+        from tftrain.preprocessing.images import is_image_path
 
         if not request.inputs or not any(is_image_path(path) for path in request.inputs):
             return super().predict(request)
-        from tftrain.data.images import predict_images
+        from tftrain.models.image_serving import predict_images
 
         return predict_images(self, request)
 
     def serving_functions(self) -> dict:
-        from tftrain.data.images import encoded_image_signature
+        from tftrain.models.image_serving import encoded_image_signature
 
         return {**super().serving_functions(), **encoded_image_signature(self)}
 

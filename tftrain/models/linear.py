@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tftrain.data.base import DataSpec
-from tftrain.errors import ConfigError
 from tftrain.lazy import keras
 from tftrain.models.base import Model, ModelConfig, regression_metrics
 from tftrain.registry import models
@@ -25,14 +23,7 @@ class LinearRegression(Model):
 
     Config = LinearConfig
     description = "linear regression (MSE); eval also reports the closed-form least-squares optimum"
-
-    def __init__(self, config, spec: DataSpec):
-        if spec.task != "regression":
-            raise ConfigError(
-                f"config error: model 'linear' needs a regression dataset, "
-                f"but this data is {spec.task}; use model.type=softmax for classes"
-            )
-        super().__init__(config, spec)
+    tasks = frozenset({"regression"})
 
     def build(self):
         return keras.Sequential(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tftrain.data.base import DataSpec
-from tftrain.errors import ConfigError
 from tftrain.lazy import keras
 from tftrain.models.base import (
     Model,
@@ -31,14 +29,7 @@ class SoftmaxRegression(Model):
 
     Config = SoftmaxConfig
     description = "softmax regression; with hidden_units the multi-layer perceptron"
-
-    def __init__(self, config, spec: DataSpec):
-        if spec.task != "classification":
-            raise ConfigError(
-                f"config error: model 'softmax' needs a classification dataset, "
-                f"but this data is {spec.task}; use model.type=linear for regression"
-            )
-        super().__init__(config, spec)
+    tasks = frozenset({"classification"})
 
     def build(self):
         layers = [keras.Input(self.spec.input_shape), keras.layers.Flatten()]

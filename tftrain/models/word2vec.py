@@ -25,11 +25,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
+import click
 import numpy as np
 
 from tftrain.errors import ConfigError, TrainingError
 from tftrain.lazy import keras, tf
-from tftrain.models.base import Model, ModelConfig
+from tftrain.models.base import Model, ModelConfig, PredictOption
 from tftrain.registry import models
 from tftrain.schema import limits
 
@@ -92,13 +93,14 @@ class Word2Vec(Model):
 
     Config = Word2VecConfig
     description = "word2vec skip-gram / CBOW with negative sampling, NCE or sampled softmax"
+    tasks = frozenset({"word_embedding"})
+    predict_options = (
+        PredictOption("--top-k", "how many words to list", click.IntRange(min=1), 10),
+        PredictOption("--nearest", "the nearest neighbours of a word", metavar="WORD"),
+        PredictOption("--analogy", "A - B + C (king man woman -> queen)", nargs=3, metavar="A B C"),
+    )
 
     def __init__(self, config, spec):
-        if spec.task != "word_embedding":
-            raise ConfigError(
-                f"config error: model 'word2vec' needs a word corpus (data.type text_corpus "
-                f"or grouped_words), but this data is {spec.task}"
-            )
         super().__init__(config, spec)
         counts = np.asarray(spec.extra["counts"], dtype=np.float64)
         noise = noise_distribution(counts, config.sampler, config.noise_power)

@@ -302,14 +302,14 @@ def write_projector(directory: Path, context) -> dict:
 def predict(model, request) -> list[dict]:
     """`--nearest WORD` or `--analogy A B C` (A - B + C, as fastText's and gensim's
     king - man + woman); --top-k N (default 10)."""
-    count = request.top_k if request.top_k > 1 else 10
+    count = request["top_k"]
     fold = model.spec.extra.get("lower", False)
     vectors, words = model.vectors(), model.vocabulary
-    if request.nearest:
-        found = nearest(vectors, words, request.nearest, count, fold=fold)
-        query = request.nearest
-    elif request.analogy:
-        a, b, c = request.analogy
+    if request["nearest"]:
+        found = nearest(vectors, words, request["nearest"], count, fold=fold)
+        query = request["nearest"]
+    elif request["analogy"]:
+        a, b, c = request["analogy"]
         # analogy(x, y, z) answers x : y = z : ?, the word nearest y - x + z.
         found = analogy(vectors, words, b, a, c, count, fold=fold)
         query = f"{a} - {b} + {c}"
