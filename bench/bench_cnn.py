@@ -60,13 +60,13 @@ def tftrain_rate(tree: dict, run_dir: str):
     from tftrain.runners.trainer import Trainer
 
     trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
-    trainer.run_epoch("train", training=True)  # warm-up: traces the step
+    trainer.loop.run_epoch("train", training=True)  # warm-up: traces the step
     examples = trainer.dataset.num_examples("train")
     seconds = 0.0
     for epoch in range(EPOCHS):
-        trainer.epoch.assign(epoch + 1)
-        trainer.step_in_epoch.assign(0)
-        seconds += timed(trainer.run_epoch, "train", training=True)
+        trainer.state.epoch.assign(epoch + 1)
+        trainer.state.step_in_epoch.assign(0)
+        seconds += timed(trainer.loop.run_epoch, "train", training=True)
     return EPOCHS * examples / seconds, trainer
 
 
@@ -77,10 +77,10 @@ def keras_rate(trainer, steps_per_execution: int) -> float:
 
     x, y = trainer.dataset.arrays("train")
     x = x.astype(np.float32)
-    if trainer.spec.transform:  # the same normalisation tftrain's pipeline applies
-        shift = np.asarray(trainer.spec.transform["shift"], np.float32)
-        x = (x - shift) * np.asarray(trainer.spec.transform["scale"], np.float32)
-    model = build_model(trainer.config, trainer.spec).network  # a fresh copy of the network
+    if trainer.setup.spec.transform:  # the same normalisation tftrain's pipeline applies
+        shift = np.asarray(trainer.setup.spec.transform["shift"], np.float32)
+        x = (x - shift) * np.asarray(trainer.setup.spec.transform["scale"], np.float32)
+    model = build_model(trainer.config, trainer.setup.spec).network  # a fresh copy of the network
     model.compile(
         optimizer=keras.optimizers.Adam(0.001),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

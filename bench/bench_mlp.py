@@ -46,11 +46,11 @@ def tftrain_epoch(tree: dict, run_dir: str):
     from tftrain.runners.trainer import Trainer
 
     trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
-    trainer.run_epoch("train", training=True)  # warm-up: traces the step
+    trainer.loop.run_epoch("train", training=True)  # warm-up: traces the step
 
     def epoch() -> float:
-        trainer.step_in_epoch.assign(0)
-        return timed(trainer.run_epoch, "train", training=True)
+        trainer.state.step_in_epoch.assign(0)
+        return timed(trainer.loop.run_epoch, "train", training=True)
 
     return trainer, epoch
 
@@ -61,13 +61,13 @@ def keras_epoch(trainer, steps_per_execution: int):
 
     x, y = trainer.dataset.arrays("train")
     x = (
-        x.astype(np.float32) - np.asarray(trainer.spec.transform["shift"], np.float32)
-    ) * np.asarray(trainer.spec.transform["scale"], np.float32)
+        x.astype(np.float32) - np.asarray(trainer.setup.spec.transform["shift"], np.float32)
+    ) * np.asarray(trainer.setup.spec.transform["scale"], np.float32)
     model = keras.Sequential(
         [
             keras.Input(x.shape[1:]),
             keras.layers.Dense(500, activation="relu"),
-            keras.layers.Dense(trainer.spec.num_classes),
+            keras.layers.Dense(trainer.setup.spec.num_classes),
         ]
     )
     model.compile(

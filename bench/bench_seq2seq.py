@@ -63,7 +63,7 @@ def keras_model(trainer):
 
     from tftrain.registry import build_model
 
-    network = build_model(trainer.config, trainer.spec).network  # a fresh copy, same class
+    network = build_model(trainer.config, trainer.setup.spec).network  # a fresh copy, same class
 
     class Logits(keras.Model):
         def __init__(self):

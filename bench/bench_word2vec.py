@@ -93,7 +93,7 @@ def run_tftrain(path: Path, epochs: int, batch_size: int, run_dir: Path, kernel:
     trainer = Trainer(config, run_dir, quiet=True)
     trainer.fit()
     seconds = time.perf_counter() - started
-    spec = trainer.spec
+    spec = trainer.setup.spec
     return seconds, spec.extra["corpus_tokens"], spec.vocabulary, trainer.model.vectors()
 
 

@@ -20,15 +20,15 @@ def warmed_trainer(tree: dict, run_dir: str):
     from tftrain.runners.trainer import Trainer
 
     trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
-    trainer.run_epoch("train", training=True)
+    trainer.loop.run_epoch("train", training=True)
     return trainer
 
 
 def train_epoch(trainer, epoch: int) -> None:
     """One more training epoch of `trainer`, numbered `epoch` (its shuffle), from batch 0."""
-    trainer.epoch.assign(epoch)
-    trainer.step_in_epoch.assign(0)
-    trainer.run_epoch("train", training=True)
+    trainer.state.epoch.assign(epoch)
+    trainer.state.step_in_epoch.assign(0)
+    trainer.loop.run_epoch("train", training=True)
 
 
 def table(rows: list[tuple], headers: tuple) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from conftest import PROJECT
 
 PACKAGE = PROJECT / "tftrain"
+MAX_LINES = 450
 
 
 def module_name(path: Path) -> str:
@@ -94,3 +95,12 @@ def test_every_module_of_models_and_data_is_discovered():
     for folder in ("models", "data"):
         for path in (PACKAGE / folder).glob("[!_]*.py"):
             assert f"tftrain.{folder}.{path.stem}" in sys.modules, path
+
+
+def test_modules_stay_short():
+    long = {
+        str(p.relative_to(PROJECT)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}

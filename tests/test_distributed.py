@@ -199,8 +199,41 @@ def test_parameter_server_trains_with_one_ps_and_two_workers(config_file, tmp_pa
     assert run["status"] == "finished" and run["step"] == STEPS
     assert run["final"]["valid"]["accuracy"] > 0.6  # chance is 0.1
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in records if r.get("split") == "train"]
-    assert len(losses) == 2 and losses[-1] < losses[0]
+    train = [r for r in records if r.get("split") == "train"]
+    # The same loop as on one device: logs every 10 steps and at each epoch's end.
+    assert [r["step"] for r in train] == [10, 20, 21, 30, 40, 42]
+    assert train[-1]["loss"] < train[0]["loss"]
+    # One checkpoint layout for every strategy: the same keys as a single-device run's.
+    single = tmp_path / "single"
+    finish(tftrain("fit", config_file, "--run-dir", single, "--set", "train.max_steps=3"))
+    assert checkpoint_keys(run_dir) == checkpoint_keys(single)
+
+
+def checkpoint_keys(run_dir) -> set[str]:
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints"))
+    return {name for name, _ in tf.train.list_variables(path)}
+
+
+def test_smoke_runs_the_parameter_server_path_on_an_in_process_cluster(config_file, tmp_path):
+    """`fit --smoke` takes the same trainer as `fit`: for parameter_server, the coordinator
+    loop against one worker and one ps started inside the process."""
+    run_dir = tmp_path / "smoke"
+    output = finish(
+        tftrain(
+            "fit", config_file, "--smoke", "--run-dir", run_dir,
+            "--set", "device.strategy=parameter_server",
+        )
+    )  # fmt: skip
+    for stage in (
+        "fit ok (3 steps",
+        "resume ok (continued from step 3 to 5)",
+        "eval ok",
+        "export ok",
+    ):
+        assert f"smoke: {stage}" in output, output[-2000:]
+    assert json.loads((run_dir / "run.json").read_text())["strategy"] == "parameter_server"
 
 
 def test_parameter_server_chief_refuses_settings_it_cannot_honour(config_file, tmp_path):

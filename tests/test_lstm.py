@@ -158,9 +158,9 @@ def test_synthetic_lm_near_optimum_and_carried_state_matters(tmp_path, cli, writ
     # export: token ids + state in, logits + new state out; reloaded in a fresh process
     cli("export", carried)
     from tftrain.data.text import producer_layout
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
-    _, model, _, _ = load_trained(carried)
+    model = restore_run(carried).model
     ids = producer_layout(np.arange(1, 41) % 40, 2, 6)[0][0].astype(np.int32)
     state = np.full((2, 1, 2, 32), 0.1, np.float32)
     want = model.serving_functions()["serving_default"][1](token_ids=ids, state=state)

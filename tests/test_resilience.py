@@ -213,10 +213,10 @@ def test_warm_start_restores_shared_variables_and_reports_the_rest(cli, write_co
     assert "fresh: hidden_1/kernel, hidden_1/bias, logits/kernel, logits/bias" in result.stderr
     report = json.loads((run / "run.json").read_text())["warm_start"]
     assert report["restored"] == ["hidden_0/kernel", "hidden_0/bias"]
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
-    warm = {v.path.split("/", 1)[1]: v.numpy() for v in load_trained(run)[1].network.variables}
-    cold = {v.path.split("/", 1)[1]: v.numpy() for v in load_trained(source)[1].network.variables}
+    warm = {v.path.split("/", 1)[1]: v.numpy() for v in restore_run(run).model.network.variables}
+    cold = {v.path.split("/", 1)[1]: v.numpy() for v in restore_run(source).model.network.variables}
     np.testing.assert_allclose(warm["hidden_0/kernel"], cold["hidden_0/kernel"], atol=1e-6)
     # Without the exclusion the output layer's shapes clash: both shapes are named.
     clash = {**target, "train": {**target["train"], "init_from": {"checkpoint": str(source)}}}
@@ -273,7 +273,7 @@ def test_extra_epochs_extends_a_finished_run(cli, write_config, tmp_path):
 def weights_after(tree, run_dir) -> list[np.ndarray]:
     trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
     trainer.fit()
-    return [v.numpy() for v in trainer.variables]
+    return [v.numpy() for v in trainer.state.variables]
 
 
 def test_gradient_accumulation_equals_one_larger_batch(tmp_path):
@@ -307,11 +307,11 @@ def test_mixed_precision_bfloat16_trains_with_float32_weights(tmp_path):
     tree = {**DIGITS_MLP, "train": {**DIGITS_MLP["train"], "epochs": 3, "mixed_precision": True}}
     trainer = Trainer(config_from_dict(tree), tmp_path / "run", quiet=True)
     results = trainer.fit()
-    assert trainer.precision == "mixed_bfloat16"
-    assert all(v.dtype == "float32" for v in trainer.variables)
+    assert trainer.state.precision == "mixed_bfloat16"
+    assert all(v.dtype == "float32" for v in trainer.state.variables)
     assert results["test"]["accuracy"] > 0.85
     float32 = Trainer(config_from_dict(DIGITS_MLP), tmp_path / "f32", quiet=True)
-    assert float32.precision == "float32"  # the global policy is reset for the next run
+    assert float32.state.precision == "float32"  # the global policy is reset for the next run
 
 
 def test_mixed_float16_uses_loss_scaling_and_trains(tmp_path):
@@ -326,7 +326,7 @@ def test_mixed_float16_uses_loss_scaling_and_trains(tmp_path):
     }
     trainer = Trainer(config_from_dict(tree), tmp_path / "run", quiet=True)
     results = trainer.fit()
-    assert trainer.precision == "mixed_float16"
-    assert type(trainer.optimizer).__name__ == "LossScaleOptimizer"
-    assert all(v.dtype == "float32" for v in trainer.variables)
+    assert trainer.state.precision == "mixed_float16"
+    assert type(trainer.state.optimizer).__name__ == "LossScaleOptimizer"
+    assert all(v.dtype == "float32" for v in trainer.state.variables)
     assert results["test"]["accuracy"] > 0.85

@@ -86,9 +86,9 @@ def test_tiny_date_task_learns_and_eval_reports_bleu(dates_run):
 def test_beam_width_one_equals_greedy(dates_run):
     from tftrain.lazy import tf
     from tftrain.models.seq2seq_decoding import beam_search, greedy_decode
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
-    _, model, _, _ = load_trained(dates_run)
+    model = restore_run(dates_run).model
     sentences = ["the 3rd of march 2001", "june 13, 1980", "31/12/1999", "sat 1 jan 2000", "zz"]
     source = tf.cast(model.text_to_ids(tf.constant(sentences)), tf.int32)
     memory, mask, states = model.network.encode(source)

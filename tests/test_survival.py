@@ -46,7 +46,7 @@ def runs(tmp_path_factory):
 def test_tflite_and_frozen_graph_reproduce_the_model(cli, runs, tmp_path, model, format_name):
     from tftrain.registry import build_dataset
     from tftrain.runners.export import run_frozen_graph, run_tflite
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
     from tftrain.runners.rundir import RunDir
 
     out = tmp_path / format_name
@@ -55,7 +55,7 @@ def test_tflite_and_frozen_graph_reproduce_the_model(cli, runs, tmp_path, model,
     # Run the artefact ourselves on examples the export check did not see.
     config = RunDir(runs[model]).load_config()
     x = build_dataset(config).arrays("valid")[0][:9].astype(np.float32)
-    _, live, _, _ = load_trained(runs[model])
+    live = restore_run(runs[model]).model
     expected = {k: np.asarray(v) for k, v in live.serve(x).items()}
     if format_name == "tflite":
         got = run_tflite(out / "model.tflite", {"features": x})

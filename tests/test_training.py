@@ -109,7 +109,7 @@ def test_fit_again_resumes_and_extends_to_the_new_total(tmp_path):
     run = tmp_path / "run"
     first = Trainer(config_from_dict(merged(DIGITS, train={"epochs": 1})), run, quiet=True)
     first.fit()
-    steps_per_epoch = first.steps_per_epoch
+    steps_per_epoch = first.setup.steps_per_epoch
     assert int(first.step.numpy()) == steps_per_epoch
     saved = weights(first)
     second = Trainer(config_from_dict(merged(DIGITS, train={"epochs": 2})), run, quiet=True)
@@ -118,7 +118,7 @@ def test_fit_again_resumes_and_extends_to_the_new_total(tmp_path):
         np.testing.assert_array_equal(a, b)
     second.fit()
     assert int(second.step.numpy()) == 2 * steps_per_epoch  # continued, not restarted
-    assert int(second.epoch.numpy()) == 2
+    assert int(second.state.epoch.numpy()) == 2
 
 
 def test_mid_epoch_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
@@ -130,7 +130,7 @@ def test_mid_epoch_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
         config_from_dict(merged(tree, train={"max_steps": 7})), tmp_path / "b", quiet=True
     )
     stopped.fit()
-    assert int(stopped.step_in_epoch.numpy()) == 7
+    assert int(stopped.state.step_in_epoch.numpy()) == 7
     resumed = Trainer(config_from_dict(tree), tmp_path / "b", quiet=True)
     resumed.fit()
     assert int(resumed.step.numpy()) == int(straight.step.numpy())
@@ -158,9 +158,9 @@ def test_ema_weights_are_used_for_evaluation_and_restored_after(tmp_path):
     trainer = Trainer(config_from_dict(tree), tmp_path / "run", quiet=True)
     trainer.fit()
     raw = weights(trainer)
-    shadows = [s.numpy() for s in trainer.averager.shadows]
+    shadows = [s.numpy() for s in trainer.state.averager.shadows]
     assert any(not np.allclose(a, b) for a, b in zip(raw, shadows, strict=True))
-    with trainer.averaged_weights():
+    with trainer.state.evaluation_weights():
         for v, s in zip(weights(trainer), shadows, strict=True):
             np.testing.assert_array_equal(v, s)
     for a, b in zip(raw, weights(trainer), strict=True):
@@ -176,10 +176,10 @@ def test_schedules_give_the_tutorial_learning_rates(tmp_path):
         },
     )
     trainer = Trainer(config_from_dict(tree), tmp_path / "run", quiet=True)
-    n = trainer.steps_per_epoch
-    assert float(trainer.schedule(n - 1)) == pytest.approx(0.8)
-    assert float(trainer.schedule(n)) == pytest.approx(0.8 * 0.99)
-    assert float(trainer.schedule(10 * n + 3)) == pytest.approx(0.8 * 0.99**10, rel=1e-5)
+    n = trainer.setup.steps_per_epoch
+    assert float(trainer.state.schedule(n - 1)) == pytest.approx(0.8)
+    assert float(trainer.state.schedule(n)) == pytest.approx(0.8 * 0.99)
+    assert float(trainer.state.schedule(10 * n + 3)) == pytest.approx(0.8 * 0.99**10, rel=1e-5)
     piecewise = merged(
         DIGITS,
         train={
@@ -187,7 +187,7 @@ def test_schedules_give_the_tutorial_learning_rates(tmp_path):
         },
     )
     trainer = Trainer(config_from_dict(piecewise), tmp_path / "run2", quiet=True)
-    assert [float(trainer.schedule(s)) for s in (0, 9, 10, 19, 20, 500)] == pytest.approx(
+    assert [float(trainer.state.schedule(s)) for s in (0, 9, 10, 19, 20, 500)] == pytest.approx(
         [1.0, 1.0, 0.5, 0.5, 0.1, 0.1]
     )
 

@@ -119,14 +119,10 @@ def fit(config_file, overrides, run_dir, quiet, smoke, gpus, workers, worker_ind
         for line in smoke_test(config, run_dir, quiet=quiet):
             click.echo(line)
         return
-    if config.device.strategy == "parameter_server":  # coordinator loop; ps/workers serve
-        from tftrain.runners.parameter_server import ParameterServerTrainer as Trainer
-    else:
-        from tftrain.runners.trainer import Trainer
+    from tftrain.runners import make_trainer
 
     run_dir = run_dir or str(Path("runs") / config.name)
-    trainer = Trainer(config, run_dir, quiet=quiet)
-    results = trainer.fit()
+    results = make_trainer(config, run_dir, quiet=quiet).fit()
     click.echo(f"run directory: {run_dir}")
     for split, metrics in results.items():
         click.echo(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

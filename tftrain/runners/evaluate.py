@@ -1,12 +1,25 @@
-"""`tftrain eval`: restore a run's checkpoint and score a split."""
+"""`tftrain eval`: restore a run's checkpoint and score a split (or every new checkpoint)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from tftrain.errors import TftrainError
+from tftrain.errors import ConfigError, TftrainError
 from tftrain.runners.rundir import RunDir
+
+
+def evaluation(run_dir, *, checkpoint="latest", overrides=(), quiet=True):
+    """(restored run, its data, an `EpochLoop` that evaluates it)."""
+    from tftrain.registry import build_dataset
+    from tftrain.runners.epoch import EpochLoop
+    from tftrain.runners.restore import restore_run
+    from tftrain.runners.setup import RunSetup
+
+    restored = restore_run(run_dir, checkpoint, overrides=overrides, quiet=quiet)
+    dataset = build_dataset(restored.config)
+    setup = RunSetup.for_evaluation(restored.config, dataset, restored.state)
+    return restored, dataset, EpochLoop(setup)
 
 
 def evaluate_run(
@@ -23,24 +36,18 @@ def evaluate_run(
     `overrides` change evaluation-time keys, e.g. the PTB tutorial's test model:
     `eval.batch_size=1`, `data.eval_num_steps=1`.
     """
-    from tftrain.errors import ConfigError
-    from tftrain.runners.trainer import Trainer
-
-    config = RunDir(run_dir).load_config(overrides)
-    trainer = Trainer(config, run_dir, quiet=quiet, for_training=False)
-    if not trainer.dataset.num_examples(split):
+    restored, dataset, loop = evaluation(
+        run_dir, checkpoint=checkpoint, overrides=overrides, quiet=quiet
+    )
+    if not dataset.num_examples(split):
         raise ConfigError(f"usage error: this run's dataset has no {split!r} split")
-    path = trainer.restore(checkpoint)
-    metrics = trainer.evaluate(split)
-    with trainer.averaged_weights():
-        cap = config.eval.max_batches
-        max_examples = cap * trainer.eval_batch_size if cap else None
-        metrics.update(
-            trainer.model.evaluate_extra(
-                trainer.dataset, split, plot=plot, max_examples=max_examples
-            )
-        )
-    return {**metrics, "split": split, "step": int(trainer.step.numpy()), "checkpoint": path}
+    metrics = loop.evaluate(split)
+    cap = restored.config.eval.max_batches
+    max_examples = cap * loop.setup.eval_batch_size if cap else None
+    metrics.update(
+        restored.model.evaluate_extra(dataset, split, plot=plot, max_examples=max_examples)
+    )
+    return {**metrics, "split": split, "step": restored.step, "checkpoint": restored.path}
 
 
 def listed_checkpoints(directory) -> list[str]:
@@ -62,11 +69,10 @@ def watch_run(run_dir, *, split="valid", timeout=600.0, poll=1.0, quiet=False):
     """
     from tftrain.runners.progress import say
     from tftrain.runners.summaries import SummaryLog
-    from tftrain.runners.trainer import Trainer
 
     run = RunDir(run_dir)
-    config = run.load_config()
-    trainer = Trainer(config, run_dir, quiet=True, for_training=False)
+    run.require()
+    restored = loop = None
     summaries = SummaryLog(run.logs, enabled=True)
     seen: set[str] = set()
     last_new = time.monotonic()
@@ -76,16 +82,18 @@ def watch_run(run_dir, *, split="valid", timeout=600.0, poll=1.0, quiet=False):
             for path in fresh:
                 seen.add(path)
                 try:
-                    trainer.keeper.restore(path)
+                    if restored is None:
+                        restored, _, loop = evaluation(run_dir, checkpoint=path)
+                    else:
+                        restored.load(path)
                 except TftrainError as error:  # rotated away or damaged: report, go on
                     say(f"warning: skipped {path}: {error}", quiet=quiet)
                     continue
-                step = int(trainer.step.numpy())
-                metrics = trainer.evaluate(split)
-                summaries.scalars("eval", step, metrics)
+                metrics = loop.evaluate(split)
+                summaries.scalars("eval", restored.step, metrics)
                 summaries.flush()
-                run.append_metrics({"split": f"eval_{split}", "step": step, **metrics})
-                yield {**metrics, "split": split, "step": step, "checkpoint": path}
+                run.append_metrics({"split": f"eval_{split}", "step": restored.step, **metrics})
+                yield {**metrics, "split": split, "step": restored.step, "checkpoint": path}
             if fresh:
                 last_new = time.monotonic()
                 continue

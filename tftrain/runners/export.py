@@ -217,7 +217,7 @@ CHECKS = {
 
 def check_export(run_dir, export_dir, *, checkpoint=None) -> dict:
     """Re-run the comparison of an existing export against the run's model."""
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
     export_dir = Path(export_dir)
     info_file = export_dir / "tftrain_export.json"
@@ -226,11 +226,12 @@ def check_export(run_dir, export_dir, *, checkpoint=None) -> dict:
             f"usage error: {export_dir} is not a tftrain export (no {info_file.name})"
         )
     info = json.loads(info_file.read_text())
-    config, model, checkpoint_path, step = load_trained(run_dir, checkpoint or info["checkpoint"])
+    restored = restore_run(run_dir, checkpoint or info["checkpoint"])
+    config, model = restored.config, restored.model
     if info["format"] not in CHECKS:
         raise ConfigError(f"usage error: no re-check for format {info['format']!r}")
     context = ExportContext(
-        model=model, config=config, checkpoint=checkpoint_path, step=step, options={}
+        model=model, config=config, checkpoint=restored.path, step=restored.step, options={}
     )
     examples = context.examples()
     difference = CHECKS[info["format"]](export_dir, model, examples, config.export.atol)
@@ -253,10 +254,12 @@ def export_run(
     options=None,
 ) -> dict:
     """Export and check; returns the writer's report plus "path"."""
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
     run = RunDir(run_dir)
-    config, model, checkpoint_path, step = load_trained(run_dir, checkpoint)
+    restored = restore_run(run_dir, checkpoint)
+    config, model = restored.config, restored.model
+    checkpoint_path, step = restored.path, restored.step
     formats = {**GENERIC_FORMATS, **model.export_formats()}
     if format_name not in formats:
         guess = nearest(format_name, formats)

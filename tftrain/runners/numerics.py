@@ -84,3 +84,13 @@ class NonFiniteGuard:
         self.seen = total
         self.first_bad_step.assign(-1)
         self.most_in_a_row.assign(self.in_a_row)
+
+
+def numerics_culprit(message: str) -> str:
+    """The op a check_numerics error names, e.g. "GatherV2" from ".../CheckNumericsV2"."""
+    import re
+
+    found = re.search(r"Detected at node (\S+)", message)
+    if not found:
+        return message.splitlines()[0]
+    return found.group(1).removesuffix("/CheckNumericsV2").rstrip(":")

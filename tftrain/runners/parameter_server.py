@@ -1,9 +1,11 @@
-"""`strategy: parameter_server`: ParameterServerStrategy with a ClusterCoordinator.
+"""`strategy: parameter_server`: the coordinator's scheduling loop over a ClusterCoordinator.
 
 The successor of the tutorials' between-graph replication with `tf.train.replica_device_setter`:
-variables live on the ps tasks, workers run steps asynchronously, and a coordinator (the
-chief) schedules steps with `coordinator.schedule` and does everything else: checkpoints,
-evaluation, summaries, run files. The ps and worker processes only run a `tf.distribute.Server`.
+variables live on the ps tasks, workers run steps asynchronously, and the coordinator (the
+chief) schedules them with `coordinator.schedule`. Everything else is the ordinary `Trainer`:
+the same run setup and checkpoint layout, the same step (runners/step.py, run on the workers),
+validation, best checkpoints, early stopping, the NaN policy and the run files. The ps and
+worker processes only run a `tf.distribute.Server`.
 
 Start it with `tftrain launch --workers 2 --ps 1 CONFIG` or by hand, one process per task,
 each with TF_CONFIG naming the whole cluster and its own task (see docs/devices.md).
@@ -16,56 +18,63 @@ scheduled steps, not an exact pass over the data.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
 from tftrain import devices
-from tftrain.errors import ConfigError, TrainingError
-from tftrain.lazy import keras, tf
-from tftrain.models.base import stacked_sums
-from tftrain.runners.checkpoints import CheckpointKeeper
-from tftrain.runners.optim import build_optimizer
+from tftrain.errors import ConfigError
+from tftrain.lazy import tf
 from tftrain.runners.progress import say
-from tftrain.runners.rundir import RunDir, versions
-from tftrain.runners.summaries import SummaryLog
+from tftrain.runners.step import TrainStep
+from tftrain.runners.trainer import Trainer
 
 
-def serve(kind: str, index: int) -> None:
-    """A ps or worker task: run the server until the launcher or the user stops it."""
-    cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    server = tf.distribute.Server(
-        cluster.cluster_spec(), job_name=kind, task_index=index, protocol="grpc", start=True
-    )
-    server.join()
+class TaskServer:
+    """A ps or worker task: `fit` serves the coordinator until the launcher or the user stops it."""
+
+    def __init__(self, kind: str, index: int, *, quiet: bool = False):
+        self.kind, self.index, self.quiet = kind, index, quiet
+
+    def fit(self) -> dict:
+        say(f"{self.kind} {self.index}: serving for the coordinator", quiet=self.quiet)
+        cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        server = tf.distribute.Server(
+            cluster.cluster_spec(), job_name=self.kind, task_index=self.index, start=True
+        )
+        server.join()
+        return {}
 
 
-class ParameterServerTrainer:
-    """The chief's coordinator loop; for ps/worker tasks, `fit` serves instead."""
+def parameter_server_task(config, run_dir, *, quiet: bool = False, local: bool = False):
+    """This process's part: a `TaskServer` for ps/worker tasks, the coordinator for the chief.
 
-    def __init__(self, config, run_dir, *, quiet: bool = False):
-        from tftrain.registry import build_dataset, build_model
-
-        self.config = config
-        self.quiet = quiet
-        self.run = RunDir(run_dir)
-        devices.read_tf_config("parameter_server")
-        self.kind, self.index, chief = devices.task_role()
-        os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")  # fail fast on dead workers
+    `local` (smoke tests) starts one worker and one ps inside this process when TF_CONFIG
+    names no cluster.
+    """
+    if local and not os.environ.get("TF_CONFIG"):
+        return ParameterServerTrainer(config, run_dir, quiet=quiet, local=True)
+    devices.read_tf_config("parameter_server")
+    kind, index, chief = devices.task_role()
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")  # fail fast on dead workers
+    if kind in ("ps", "worker"):
         devices.apply(config.device, report=lambda text: say(text, quiet=quiet))
-        if self.kind in ("ps", "worker"):
-            return
-        if not chief:
-            raise TrainingError(f"parameter_server: unexpected task type {self.kind!r}")
+        return TaskServer(kind, index, quiet=quiet)
+    if not chief:
+        raise ConfigError(f"config error: parameter_server: unexpected task type {kind!r}")
+    return ParameterServerTrainer(config, run_dir, quiet=quiet)
+
+
+class ParameterServerTrainer(Trainer):
+    """The `Trainer` with its epochs scheduled on the workers by a ClusterCoordinator."""
+
+    def __init__(self, config, run_dir, *, quiet: bool = False, local: bool = False):
+        train = config.train
         unsupported = [
             key
             for key, value in [
-                ("train.ema_decay", config.train.ema_decay),
-                (
-                    "train.grad_accumulation_steps",
-                    getattr(config.train, "grad_accumulation_steps", 1) > 1,
-                ),
-                ("train.mixed_precision", getattr(config.train, "mixed_precision", None)),
+                ("train.ema_decay", train.ema_decay),
+                ("train.grad_accumulation_steps", train.grad_accumulation_steps > 1),
+                ("train.mixed_precision", train.mixed_precision),
                 ("device.jit_compile", config.device.jit_compile),
             ]
             if value
@@ -75,164 +84,112 @@ class ParameterServerTrainer:
                 f"config error: {', '.join(unsupported)} not supported with "
                 f"device.strategy: parameter_server; use multi_worker or mirrored"
             )
-        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-        self.strategy = tf.distribute.ParameterServerStrategy(resolver)
-        self.coordinator = tf.distribute.coordinator.ClusterCoordinator(self.strategy)
-        keras.utils.set_random_seed(config.seed)
-        self.dataset = build_dataset(config)
-        self.spec = self.dataset.spec()
-        train = config.train
-        self.batch_size = train.batch_size
-        self.steps_per_epoch = self.dataset.steps("train", self.batch_size)
-        with self.strategy.scope():
-            self.model = build_model(config, self.spec)
-            self.variables = self.model.network.trainable_variables
-            self.optimizer, self.schedule = build_optimizer(train, self.steps_per_epoch)
-            self.optimizer.build(self.variables)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            # The Trainer's checkpoint layout, so eval/export/resume read this run as any other.
-            unused = {
-                "step_in_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-                "best_value": tf.Variable(float("nan"), dtype=tf.float64, trainable=False),
-                "bad_evaluations": tf.Variable(0, dtype=tf.int64, trainable=False),
-            }
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model.network,
-            optimizer=self.optimizer,
-            step=self.step,
-            epoch=self.epoch,
-            lr_multiplier=self.schedule.multiplier,
-            ema=[],
-            **unused,
-        )
-        self.keeper = CheckpointKeeper(
-            self.checkpoint,
-            latest_dir=self.run.checkpoints,
-            best_dir=self.run.best,
-            max_to_keep=config.checkpoint.max_to_keep,
-        )
-        self.summaries = SummaryLog(self.run.logs, enabled=config.summaries.enabled)
+
+        def make_strategy():
+            if local:
+                resolver = in_process_cluster()
+            else:
+                resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+            return tf.distribute.ParameterServerStrategy(resolver)
+
+        super().__init__(config, run_dir, quiet=quiet, make_strategy=make_strategy)
+        self.coordinator = tf.distribute.coordinator.ClusterCoordinator(self.setup.strategy)
+        self.worker_step = TrainStep(self.state, train)
+        self._scheduled = tf.function(self._run_on_worker)
+        self._iterator = None
+
+    def _make_step(self):
+        return None  # the coordinator never trains locally; the workers run `worker_step`
 
     # --- steps scheduled on the workers ---------------------------------------------------
 
-    def _per_worker_dataset(self):
-        dataset = self.dataset
+    def _per_worker_iterator(self):
+        if self._iterator is None:
+            setup = self.setup
 
-        def make():
-            shuffle = self.config.train.shuffle
-            data = dataset.batches("train", self.batch_size, epoch=0, shuffle=shuffle)
-            return data.repeat().shuffle(64) if shuffle else data.repeat()
+            def make():
+                shuffle = self.config.train.shuffle
+                data = setup.dataset.batches("train", setup.batch_size, epoch=0, shuffle=shuffle)
+                return data.repeat().shuffle(64) if shuffle else data.repeat()
 
-        return self.coordinator.create_per_worker_dataset(make)
+            self._iterator = iter(self.coordinator.create_per_worker_dataset(make))
+        return self._iterator
 
-    def _replica_step(self, features, labels):
-        train = self.config.train
-        with tf.GradientTape() as tape:
-            outputs, _ = self.model.forward(features, training=True)
-            metrics = self.model.losses_and_metrics(labels, outputs)
-            loss_sum, count = metrics["loss"]
-            objective = loss_sum / tf.maximum(tf.cast(count, loss_sum.dtype), 1.0)
-            if train.l2:
-                weights = self.model.regularized_variables()
-                objective += train.l2 * tf.add_n([tf.nn.l2_loss(w) for w in weights])
-        gradients = tape.gradient(objective, self.variables)
-        if train.clip_grad_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, train.clip_grad_norm)
-        self.optimizer.apply_gradients(zip(gradients, self.variables, strict=True))
-        return stacked_sums(metrics)
-
-    def _worker_step(self, iterator):
+    def _run_on_worker(self, iterator):
+        """One step on a worker. The update runs in a second `strategy.run` under `if finite:`
+        outside it: the optimizer's synchronisation may not sit inside a replica's `if`."""
         features, labels = next(iterator)
-        return self.strategy.run(self._replica_step, args=(features, labels))
+        run, step = self.setup.strategy.run, self.worker_step
+        objective, gradients, sums = run(self._gradients, args=(features, labels))
+        finite = step.is_finite(objective, gradients)
+        if finite:
+            run(step.apply, args=(gradients,))
+        return sums, finite
 
-    # --- the coordinator's loop -------------------------------------------------------------
-
-    def fit(self) -> dict:
-        if self.kind in ("ps", "worker"):
-            say(f"{self.kind} {self.index}: serving for the coordinator", quiet=self.quiet)
-            serve(self.kind, self.index)
-            return {}
-        self.run.create()
-        resumed = self.keeper.restore_latest()
-        if resumed:
-            say(f"resuming from {resumed}: epoch {int(self.epoch.numpy()) + 1}", quiet=self.quiet)
-        self.run.config_file.write_text(self.config.to_yaml())
-        self.run.save_spec(self.spec)
-        self.run.write_run(
-            status="running",
-            name=self.config.name,
-            seed=self.config.seed,
-            config_hash=self.config.digest(),
-            versions=versions(),
-            strategy="parameter_server",
-            steps_per_epoch=self.steps_per_epoch,
+    def _gradients(self, features, labels):
+        objective, gradients, sums, _ = self.worker_step.objective_and_gradients(
+            features, labels, ()
         )
-        step_fn = tf.function(self._worker_step)
-        iterator = iter(self._per_worker_dataset())
-        started = time.perf_counter()
-        limit = self.config.train.max_steps
-        while int(self.epoch.numpy()) < self.config.train.epochs:
-            step = int(self.step.numpy())
-            count = (
-                self.steps_per_epoch if limit is None else min(self.steps_per_epoch, limit - step)
-            )
-            if count <= 0:
-                break
-            epoch_started = time.perf_counter()
-            results = [self.coordinator.schedule(step_fn, args=(iterator,)) for _ in range(count)]
-            self.coordinator.join()
-            totals = {}
-            for result in results:
-                for name, value in result.fetch().items():
-                    totals[name] = totals.get(name, 0) + np.asarray(value)
-            if not all(np.isfinite(value).all() for value in totals.values()):
-                self.run.write_run(status="failed", failure="non-finite loss")
-                raise TrainingError(
-                    f"loss became NaN or Inf in epoch {int(self.epoch.numpy()) + 1}; "
-                    f"the last good checkpoint is {self.keeper.latest_path}"
-                )
-            self.step.assign_add(count)
-            self.epoch.assign_add(1)
-            step = int(self.step.numpy())
-            metrics = self.model.finalize_metrics({k: float(s / c) for k, (s, c) in totals.items()})
-            seconds = max(time.perf_counter() - epoch_started, 1e-9)
-            metrics["examples_per_second"] = count * self.batch_size / seconds
-            self.summaries.scalars("train", step, metrics)
-            self.run.append_metrics({"split": "train", "step": step, **metrics})
-            valid = self.evaluate("valid") if self.dataset.num_examples("valid") else {}
-            if valid:
-                self.summaries.scalars("valid", step, valid)
-                self.run.append_metrics({"split": "valid", "step": step, **valid})
-                shown = "  ".join(f"{k} {v:.4f}" for k, v in valid.items())
-                say(
-                    f"epoch {int(self.epoch.numpy())} (step {step})  valid: {shown}",
-                    quiet=self.quiet,
-                )
-            self.keeper.save(step)
-        self.summaries.close()
-        results = {
-            split: self.evaluate(split)
-            for split in self.config.eval.final_splits
-            if self.dataset.num_examples(split)
-        }
-        self.run.append_metrics({"event": "final", "step": int(self.step.numpy()), **results})
-        self.run.write_run(
-            status="finished",
-            step=int(self.step.numpy()),
-            epoch=int(self.epoch.numpy()),
-            train_seconds=round(time.perf_counter() - started, 2),
-            final=results,
-        )
-        return results
+        return objective, gradients, sums
 
-    def evaluate(self, split: str) -> dict:
-        """Evaluated on the coordinator, reading the variables from the ps tasks."""
-        batch_size = self.config.eval.batch_size or self.batch_size
-        totals = {}
-        for features, labels in self.dataset.batches(split, batch_size):
-            outputs, _ = self.model.forward(features, training=False)
-            for name, (s, c) in self.model.losses_and_metrics(labels, outputs).items():
-                pair = np.array([float(s), float(c)])
-                totals[name] = totals.get(name, 0) + pair
-        return self.model.finalize_metrics({k: float(s / c) for k, (s, c) in totals.items()})
+    # --- the coordinator's epoch ----------------------------------------------------------
+
+    def _train_one_epoch(self) -> None:
+        """Schedule the rest of this epoch's steps on the workers, a chunk at a time: up to
+        the next log, checkpoint or validation boundary, as the single-device loop syncs."""
+        state = self.state
+        with self._epoch() as on_sync:
+            while True:
+                step = int(state.step.numpy())
+                left = self.setup.steps_per_epoch - int(state.step_in_epoch.numpy())
+                count = min(self.loop.next_chunk_size(step), left)
+                if count <= 0:
+                    break
+                iterator = self._per_worker_iterator()
+                results = [
+                    self.coordinator.schedule(self._scheduled, args=(iterator,))
+                    for _ in range(count)
+                ]
+                self.coordinator.join()
+                totals = {name: np.zeros(2) for name in self.loop.metric_names}
+                for offset, result in enumerate(results, start=1):
+                    sums, finite = result.fetch()
+                    self.guard.record(tf.constant(bool(finite)), step + offset)
+                    if finite:
+                        for name, value in sums.items():
+                            totals[name] += np.asarray(value)
+                state.step.assign_add(count)
+                state.step_in_epoch.assign_add(count)
+                if not on_sync(step + count, totals) or count == left:
+                    break
+
+
+def in_process_cluster(*, workers: int = 1, ps: int = 1):
+    """Worker and ps servers inside this process on free 127.0.0.1 ports, and a resolver for
+    them: how `fit --smoke` runs the parameter-server path without TF_CONFIG (the TF
+    tutorial's `create_in_process_cluster`). Made once; the servers live as long as the
+    process, and every later trainer in it uses the same cluster."""
+    from tftrain.launch import free_ports
+
+    if _servers:
+        return _servers[0]
+
+    ports = iter(free_ports(workers + ps))
+    cluster = {
+        "worker": [f"127.0.0.1:{next(ports)}" for _ in range(workers)],
+        "ps": [f"127.0.0.1:{next(ports)}" for _ in range(ps)],
+    }
+    spec = tf.train.ClusterSpec(cluster)
+    config = tf.compat.v1.ConfigProto()
+    config.inter_op_parallelism_threads = workers + 1  # enough on small machines
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(spec, rpc_layer="grpc")
+    _servers.append(resolver)
+    _servers.extend(
+        tf.distribute.Server(spec, job_name=kind, task_index=i, config=config, start=True)
+        for kind, addresses in cluster.items()
+        for i in range(len(addresses))
+    )
+    return resolver
+
+
+_servers: list = []  # the resolver, then servers that must outlive every strategy using them

@@ -70,9 +70,9 @@ def predict_request(model, inputs, given: dict) -> PredictRequest:
 
 def predict_run(run_dir, inputs=(), given=None, *, checkpoint="latest", format_name="csv") -> str:
     """Restore a run's model and answer a `tftrain predict` call as CSV/JSON lines or text."""
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
-    _, model, _, _ = load_trained(run_dir, checkpoint)
+    model = restore_run(run_dir, checkpoint).model
     answer = model.predict(predict_request(model, inputs, given or {}))
     if isinstance(answer, str):
         return answer if answer.endswith("\n") else answer + "\n"

@@ -78,15 +78,40 @@ class RunDir:
         with self.metrics_file.open("a") as handle:
             handle.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
 
-    def read_metrics(self) -> list[dict]:
-        if not self.metrics_file.exists():
-            return []
-        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line]
-
     def read_run(self) -> dict:
         if not self.run_file.exists():
             return {}
         return json.loads(self.run_file.read_text())
+
+    def start(self, config, setup, *, resumed: bool, quiet: bool) -> None:
+        """The run's files at the start of `fit`: config.yaml, data_spec.json, run.json.
+
+        Resuming with a changed config lists the keys that differ from the run's own.
+        """
+        from tftrain.lazy import tf
+        from tftrain.runners.progress import say
+
+        if resumed and self.config_file.exists():
+            changed = changed_keys(self.load_config().to_dict(), config.to_dict())
+            if changed:
+                say(
+                    "warning: the config differs from the one this run started with: "
+                    + ", ".join(changed),
+                    quiet=quiet,
+                )
+        self.config_file.write_text(config.to_yaml())
+        self.save_spec(setup.spec)
+        self.write_run(
+            status="running",
+            name=config.name,
+            seed=config.seed,
+            config_hash=config.digest(),
+            versions=versions(),
+            devices=[d.name for d in tf.config.list_logical_devices()],
+            strategy=config.device.strategy,
+            steps_per_epoch=setup.steps_per_epoch,
+            precision=setup.state.precision,
+        )
 
     def write_run(self, **fields) -> None:
         """Update run.json: versions, seed, config hash, devices, status."""
@@ -110,6 +135,18 @@ def versions() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config trees."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 class RunLock:

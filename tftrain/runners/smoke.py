@@ -36,9 +36,9 @@ def smoke_config(config, max_steps: int):
 
 def smoke_test(config, run_dir=None, *, quiet=True):
     """Run every stage; yields one line per stage passed."""
+    from tftrain.runners import make_trainer
     from tftrain.runners.evaluate import evaluate_run
     from tftrain.runners.export import export_run
-    from tftrain.runners.trainer import Trainer
 
     with contextlib.ExitStack() as stack:
         if run_dir is None:
@@ -46,7 +46,9 @@ def smoke_test(config, run_dir=None, *, quiet=True):
         run_dir = str(Path(run_dir))
         stage = "fit"
         try:
-            trainer = Trainer(smoke_config(config, FIRST_STEPS), run_dir, quiet=quiet)
+            trainer = make_trainer(
+                smoke_config(config, FIRST_STEPS), run_dir, quiet=quiet, local=True
+            )
             trainer.fit()
             step = int(trainer.step.numpy())
             if step != FIRST_STEPS:
@@ -55,7 +57,7 @@ def smoke_test(config, run_dir=None, *, quiet=True):
 
             stage = "resume"
             total = FIRST_STEPS + MORE_STEPS
-            trainer = Trainer(smoke_config(config, total), run_dir, quiet=quiet)
+            trainer = make_trainer(smoke_config(config, total), run_dir, quiet=quiet, local=True)
             trainer.fit()
             step = int(trainer.step.numpy())
             if step != total:

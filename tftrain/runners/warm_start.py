@@ -42,10 +42,11 @@ def selected(name: str, include, exclude) -> bool:
 
 def warm_start(model, init_from) -> dict:
     """Copy matching variables into `model`; returns {"restored": [...], "fresh": [...]}."""
-    from tftrain.runners.restore import load_trained
+    from tftrain.runners.restore import restore_run
 
     run_dir, which = source_run(init_from.checkpoint)
-    _, source, path, _ = load_trained(run_dir, which)
+    restored = restore_run(run_dir, which)
+    source, path = restored.model, restored.path
     available = {variable_name(v): v for v in source.network.trainable_variables}
     restored, fresh, mismatched = [], [], []
     for variable in model.network.trainable_variables:
