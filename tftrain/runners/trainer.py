@@ -20,6 +20,7 @@ from tftrain.lazy import tf
 from tftrain.runners.checkpoints import CheckpointKeeper
 from tftrain.runners.distributed import ReplicatedStep, worker_outputs
 from tftrain.runners.epoch import EpochLoop, mean_metrics
+from tftrain.runners.hparams import write_hparams
 from tftrain.runners.numerics import NonFiniteGuard, RollbackRequested, numerics_culprit
 from tftrain.runners.progress import Progress, say
 from tftrain.runners.rundir import RunDir
@@ -120,7 +121,7 @@ class Trainer:
         self.has_valid = bool(self.dataset.num_examples("valid"))
         self.guard.reset()
         stopped_early = False
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         with StopSignal() as stop:
             self.stop = self.loop.stop = stop
             try:
@@ -147,6 +148,14 @@ class Trainer:
             if self.dataset.num_examples(split):
                 results[split] = self.evaluate(split)
         self.run.append_metrics({"event": "final", "step": int(state.step.numpy()), **results})
+        if self.summaries.enabled:  # off on non-chief workers: only the chief writes the run
+            write_hparams(
+                self.run.logs,
+                self.config,
+                results,
+                step=int(state.step.numpy()),
+                started=started_at,
+            )
         self.run.write_run(
             status="finished",
             step=int(state.step.numpy()),

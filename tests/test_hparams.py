@@ -1,0 +1,68 @@
+"""TensorBoard HParams: a finished run's flattened config and final metrics, read back with
+TensorBoard's own event reader and the HParams plugin's parser."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import PROJECT
+
+
+def accumulator(logdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    events.Reload()
+    return events
+
+
+def session_start(logdir):
+    """The HParams plugin's session start info in LOGDIR (none: None)."""
+    from tensorboard.plugins.hparams import metadata
+
+    content = accumulator(logdir).PluginTagToContent(metadata.PLUGIN_NAME)
+    if metadata.SESSION_START_INFO_TAG not in content:
+        return None
+    return metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+
+
+def value_of(hparam):
+    kind = hparam.WhichOneof("kind")
+    return getattr(hparam, kind)
+
+
+def test_finished_run_writes_hparams_and_final_metrics(cli, tmp_path):
+    run = tmp_path / "run"
+    cli(
+        "fit", PROJECT / "configs" / "quickstart.yaml", "--run-dir", run, "--quiet",
+        "--set", "train.epochs=1", "--set", "model.dropout=0.25", "--set", "model.hidden_units=[8]",
+    )  # fmt: skip
+    info = session_start(run / "logs")
+    assert info is not None, "no HParams session start info in logs/"
+    hparams = {name: value_of(value) for name, value in info.hparams.items()}
+    assert hparams["model.type"] == "softmax"
+    assert hparams["model.dropout"] == 0.25
+    assert hparams["train.epochs"] == 1
+    assert json.loads(hparams["model.hidden_units"]) == [8]
+    assert hparams["summaries.enabled"] is True
+    assert info.start_time_secs > 0
+    record = json.loads((run / "run.json").read_text())
+    import tensorflow as tf
+
+    events = accumulator(run / "logs")
+    for split in ("valid", "test"):
+        assert record["final"][split]
+        for name, value in record["final"][split].items():
+            (event,) = events.Tensors(f"final/{split}/{name}")
+            assert event.step == record["step"]
+            assert abs(float(tf.make_ndarray(event.tensor_proto)) - value) < 1e-6
+
+
+def test_no_hparams_when_summaries_are_off(cli, tmp_path):
+    run = tmp_path / "run"
+    cli(
+        "fit", PROJECT / "configs" / "quickstart.yaml", "--run-dir", run, "--quiet",
+        "--set", "train.epochs=1", "--set", "summaries.enabled=false",
+    )  # fmt: skip
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    assert not (run / "logs").exists() or session_start(run / "logs") is None
