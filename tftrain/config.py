@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from tftrain import registry
+from tftrain.config_reader import apply_overrides, read_with_includes
 from tftrain.devices import normalize_aliases
 from tftrain.errors import ConfigError
 from tftrain.schema import FieldError, Sources, build, limits, to_plain
@@ -217,108 +219,6 @@ SECTIONS = {
 TOP_LEVEL = ["name", "seed", "model", "data", *SECTIONS, "include"]
 
 
-# --- reading YAML with line numbers -------------------------------------------------------
-
-
-def _key_lines(node, prefix: str, path: str, out: dict) -> None:
-    """Record "file, line N" for every mapping key under a composed YAML node."""
-    if not isinstance(node, yaml.MappingNode):
-        return
-    for key_node, value_node in node.value:
-        key = f"{prefix}{key_node.value}"
-        out[key] = f"{path}, line {key_node.start_mark.line + 1}"
-        _key_lines(value_node, f"{key}.", path, out)
-
-
-def read_yaml(path: Path) -> tuple[dict, dict]:
-    """One YAML file as (tree, {dotted key: "file, line N"})."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config error: config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config error: cannot read config file {path}: {error}") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        tree = loader.construct_document(node) if node is not None else {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"config error: invalid YAML in {path}{where}: {problem}") from None
-    finally:
-        loader.dispose()
-    if tree is None:
-        tree = {}
-    if not isinstance(tree, dict):
-        raise ConfigError(f"config error: {path} must hold a mapping of sections at the top")
-    lines: dict[str, str] = {}
-    _key_lines(node, "", str(path), lines)
-    return tree, lines
-
-
-def deep_merge(base: dict, top: dict) -> dict:
-    """`top` wins; nested mappings merge key by key."""
-    merged = copy.deepcopy(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def read_with_includes(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, dict]:
-    """A config file with its `include:` files merged underneath it (the file itself wins)."""
-    path = Path(path)
-    resolved = path.resolve()
-    if resolved in chain:
-        cycle = " -> ".join(str(p) for p in (*chain, resolved))
-        raise ConfigError(f"config error: include cycle: {cycle}")
-    tree, lines = read_yaml(path)
-    includes = tree.pop("include", None) or []
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise ConfigError(
-            f"config error: 'include' must be a file name or a list of them "
-            f"({lines.get('include', path)})"
-        )
-    merged: dict = {}
-    sources: dict = {}
-    for include in includes:
-        sub_tree, sub_lines = read_with_includes(path.parent / include, (*chain, resolved))
-        merged = deep_merge(merged, sub_tree)
-        sources.update(sub_lines)
-    merged = deep_merge(merged, tree)
-    sources.update(lines)
-    return merged, sources
-
-
-def apply_overrides(tree: dict, overrides, sources: dict) -> dict:
-    """Apply `--set a.b=value` strings; values are parsed as YAML scalars or flow lists."""
-    tree = copy.deepcopy(tree)
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"usage error: --set expects KEY=VALUE, got {override!r}")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"usage error: cannot parse the value in --set {override}") from None
-        node = tree
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
-        sources[key] = f"--set {override}"
-    return tree
-
-
 # --- validation ---------------------------------------------------------------------------
 
 
@@ -344,24 +244,24 @@ def _typed_section(kind_registry, section: str, raw, sources: Sources):
 
 def validate(tree: dict, sources: Sources, default_name: str = "run") -> Config:
     """A merged tree -> `Config`, or a `ConfigError` saying what and where."""
-    from tftrain.schema import fail, nearest
+    from tftrain.schema import fail, nearest, shown, shown_key
 
     for key in tree:
         if key not in TOP_LEVEL:
             guess = nearest(str(key), TOP_LEVEL)
             hint = f"; did you mean '{guess}'?" if guess else ""
-            fail(str(key), f"unknown top-level key '{key}'{hint}", sources)
+            fail(str(key), f"unknown top-level key {shown_key(key)}{hint}", sources)
     for required in ("model", "data"):
         if required not in tree:
             fail(required, f"missing required section '{required}' (with a 'type')", sources)
+    for name in SECTIONS:
+        if not isinstance(tree.get(name), dict | type(None)):
+            fail(name, f"'{name}' must be a mapping of options, got {shown(tree[name])}", sources)
     top = build(_TopLevel, {k: tree[k] for k in ("name", "seed") if k in tree}, "", sources)
     tree = normalize_aliases(tree, sources)  # device: ConfigProto spellings (gpu_options.*)
     sections = {
         name: build(cls, tree.get(name) or {}, name, sources) for name, cls in SECTIONS.items()
     }
-    for name in SECTIONS:
-        if name in tree and not isinstance(tree[name], dict | type(None)):
-            fail(name, f"'{name}' must be a mapping of options, got {tree[name]!r}", sources)
     return Config(
         name=top.name or default_name,
         seed=top.seed,
@@ -374,7 +274,20 @@ def validate(tree: dict, sources: Sources, default_name: str = "run") -> Config:
 @dataclass(frozen=True)
 class _TopLevel:
     name: str | None = None
-    seed: int = field(default=42, metadata=limits(ge=0))
+    seed: int = field(default=42, metadata=limits(ge=0, lt=2**32))  # numpy's seed range
+
+    def __post_init__(self):  # the run goes to runs/NAME; --run-dir chooses any other path
+        if self.name and (
+            self.name.startswith(("/", "\\", "~"))
+            or ".." in re.split(r"[\\/]", self.name)
+            or re.match(r"^[A-Za-z]:", self.name)
+            or "\0" in self.name
+        ):
+            raise FieldError(
+                "name",
+                f"must be a relative name without '..' (runs go to runs/NAME), got "
+                f"{self.name!r}; use --run-dir to put a run anywhere else",
+            )
 
 
 def load_config(path, overrides=()) -> Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -51,6 +52,24 @@ def nearest(word: str, choices) -> str | None:
     return found[0] if found else None
 
 
+def shown(value, width: int = 60) -> str:
+    """A value's repr, cut short: errors stay one line even for a huge value."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def shown_key(key) -> str:
+    """A key quoted for an error, unless it is not a name (a line of some other file)."""
+    text = str(key)
+    return f"'{text}'" if re.fullmatch(r"[\w.\-\[\] ]{1,60}", text) else "(not a valid name)"
+
+
+def accepts_none(annotation) -> bool:
+    origin = get_origin(annotation)
+    union = origin in (typing.Union, types.UnionType) and type(None) in get_args(annotation)
+    return annotation is Any or union
+
+
 def fail(key: str, message: str, sources: Sources) -> typing.NoReturn:
     where = sources.where(key)
     location = f" ({where})" if where else ""
@@ -86,7 +105,7 @@ def convert(value: Any, annotation, key: str, sources: Sources) -> Any:
     origin = get_origin(annotation)
 
     def wrong() -> typing.NoReturn:
-        fail(key, f"'{key}' must be {describe_type(annotation)}, got {value!r}", sources)
+        fail(key, f"'{key}' must be {describe_type(annotation)}, got {shown(value)}", sources)
 
     if annotation is Any:
         return value
@@ -107,7 +126,7 @@ def convert(value: Any, annotation, key: str, sources: Sources) -> Any:
             return value
         guess = nearest(str(value), [str(a) for a in get_args(annotation)])
         hint = f"; did you mean '{guess}'?" if guess else ""
-        fail(key, f"'{key}' must be {describe_type(annotation)}, got {value!r}{hint}", sources)
+        fail(key, f"'{key}' must be {describe_type(annotation)}, got {shown(value)}{hint}", sources)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -193,11 +212,12 @@ def build(cls, raw: dict, prefix: str, sources: Sources):
         if name not in fields:
             guess = nearest(str(name), fields)
             hint = f"; did you mean '{dotted}{guess}'?" if guess else ""
-            fail(f"{dotted}{name}", f"unknown key '{dotted}{name}'{hint}", sources)
+            fail(f"{dotted}{name}", f"unknown key {shown_key(dotted + str(name))}{hint}", sources)
     values = {}
+    # null where a value is required means "not set": the default applies (`--set key=null`)
     for name, field in fields.items():
         key = f"{dotted}{name}"
-        if name in raw:
+        if name in raw and (raw[name] is not None or accepts_none(hints[name])):
             value = convert(raw[name], hints[name], key, sources)
             check_limits(value, field.metadata, key, sources)
             values[name] = value
