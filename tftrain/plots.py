@@ -13,13 +13,14 @@ def pyplot():
     return plt
 
 
-def draw_series(path: str, truth, predictions, *, title: str) -> None:
-    """Predictions against the truth, one point per window."""
+def draw_series(path: str, truth, predictions, *, title: str, times=None) -> None:
+    """Predictions against the truth, one point per window (at its time, if known)."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(10, 4))
-    axes.plot(truth, label="truth", linewidth=1.5)
-    axes.plot(predictions, label="prediction", linewidth=1.0, linestyle="--")
-    axes.set_xlabel("window")
+    x = range(len(truth)) if times is None else times
+    axes.plot(x, truth, label="truth", linewidth=1.5)
+    axes.plot(x, predictions, label="prediction", linewidth=1.0, linestyle="--")
+    axes.set_xlabel("window" if times is None else "time")
     axes.set_ylabel("value")
     axes.set_title(title)
     axes.legend()

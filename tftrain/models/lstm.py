@@ -5,9 +5,11 @@ tutorial's model, whose state (h, c per layer) is declared by `initial_state` an
 `forward`, so the shared loop carries it from batch to batch within an epoch (truncated
 back-propagation through time) and resets it each epoch; `classification` maps a sequence of
 vectors (MNIST read row by row) or of token ids (padded with 0, masked) to a label;
-`regression` maps a window of a series to its next value(s). The networks are in
-`lstm_networks.py`. The layers keep Keras' fast cuDNN-compatible configuration (tanh/sigmoid,
-no recurrent dropout, not unrolled); a setting that rules that kernel out is warned about.
+`regression` maps a window of a series to its next value(s) (for a series file, `eval` puts
+the naive forecasts' errors beside its own and `predict` forecasts past the file's end). The
+networks are in `lstm_networks.py`. The layers keep Keras' fast cuDNN-compatible configuration
+(tanh/sigmoid, no recurrent dropout, not unrolled); a setting that rules that kernel out is
+warned about.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import click
 import numpy as np
 
 from tftrain.data.base import DataSpec, apply_transform
+from tftrain.data.forecast_baselines import scores
 from tftrain.errors import ConfigError
 from tftrain.lazy import tf
 from tftrain.models.base import (
@@ -276,20 +279,38 @@ class Lstm(Model):
             ]
         )
         truth = np.asarray(y, dtype=np.float32).reshape(predictions.shape)
-        # Persistence (next value = last value of the window): the baseline to beat.
-        last = np.asarray(x, dtype=np.float32).reshape(len(x), -1)[:, -1:]
-        extra = {"persistence_mse": float(np.mean((truth - last) ** 2))}
+        naive = getattr(dataset, "baseline_forecasts", None)
+        if naive is None:  # the built-in sine: persistence (next value = the window's last)
+            last = np.asarray(x, dtype=np.float32).reshape(len(x), -1)[:, -1:]
+            extra = {"persistence_mse": float(np.mean((truth - last) ** 2))}
+            times = None
+        else:  # a series file: errors in its units, beside the naive forecasts'
+            extra = scores(truth, {"": predictions, **naive(split)})
+            times = dataset.forecast_times(split)
         if plot:
-            draw_series(plot, truth[:, 0], predictions[:, 0], title=f"{split}: next value")
+            title = f"{split}: {'next value' if truth.shape[1] == 1 else 'first forecast step'}"
+            draw_series(plot, truth[:, 0], predictions[:, 0], title=title, times=times)
             extra["plot"] = str(plot)
         return extra
 
     # --- tftrain predict -----------------------------------------------------------------
 
     def predict(self, request):
-        if self.task != "language_model":
-            return super().predict(request)
-        return self.generate_text(request)
+        if self.task == "language_model":
+            return self.generate_text(request)
+        if "series" in self.spec.extra:
+            return self.forecast(request)
+        return super().predict(request)
+
+    def forecast(self, request) -> list[dict]:
+        """The `horizon` steps after the end of a series file, one row per step."""
+        from tftrain.data.series_csv import forecast_input, forecast_rows
+
+        if len(request.inputs) != 1:
+            raise ConfigError("usage error: give one series CSV file; the forecast follows its end")
+        features, times = forecast_input(request.inputs[0], self.spec)
+        predictions = np.asarray(self.serve(features)["predictions"])[0]
+        return forecast_rows(predictions, self.spec, times)
 
     def generate_text(self, request) -> str:
         """Sample `--words` words after `--prime` (temperature 0: the most likely word)."""

@@ -145,4 +145,9 @@ def sequence_network(config, spec, *, task: str, tokens: bool):
     classify = task == "classification"
     units = spec.num_classes if classify else (spec.output_dim or 1)
     layers.append(keras.layers.Dense(units, name="logits" if classify else "out"))
+    target = spec.extra.get("target_transform") if not classify else None
+    if target:  # the layer learns normalised targets; the model answers in the data's units
+        scale = 1.0 / np.asarray(target["scale"], np.float32)
+        offset = np.asarray(target["shift"], np.float32)
+        layers.append(keras.layers.Rescaling(scale, offset=offset, name="to_data_units"))
     return keras.Sequential(layers, name=f"lstm_{'classify' if classify else 'regress'}")
