@@ -9,6 +9,7 @@ model's inputs are normalised by them and its outputs mapped back to the file's 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -50,9 +51,7 @@ def read_table(config: SeriesCsvConfig, path: Path, *, quiet: bool = False):
     )
     report = fill_missing(table, config.missing)
     if report and not quiet:
-        from tftrain.runners.progress import say
-
-        say(report)
+        print(report, file=sys.stderr, flush=True)  # a log line; stdout is kept for results
     return table
 
 
