@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 
 from tftrain.errors import ConfigError
-from tftrain.schema import nearest
+from tftrain.schema import nearest, shown
 
 
 class Registry:
@@ -56,7 +56,7 @@ class Registry:
         location = f" ({where})" if where else ""
         label = f"'{key}' " if key else ""
         raise ConfigError(
-            f"config error: unknown {self.kind} type {label}{name!r}{location}. "
+            f"config error: unknown {self.kind} type {label}{shown(name)}{location}. "
             f"Valid: {', '.join(self.names())}.{hint}"
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -138,14 +139,15 @@ def convert(value: Any, annotation, key: str, sources: Sources) -> Any:
             return int(value)
         wrong()
     if annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
+        number = None
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:  # YAML 1.1 reads "1e-4" as a string
+                number = float(value)
+            except (ValueError, OverflowError):
                 pass
-        wrong()
+        if number is None or not math.isfinite(number):  # inf and nan are never settings
+            wrong()
+        return number
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -191,12 +193,12 @@ def apply_preset(cls, raw: dict, prefix: str, sources: Sources) -> dict:
     name = raw.get("preset")
     if not presets or not name:
         return raw
-    if name not in presets:
+    if not isinstance(name, str) or name not in presets:
         guess = nearest(str(name), presets)
         hint = f"; did you mean '{guess}'?" if guess else ""
         fail(
             f"{prefix}preset",
-            f"unknown preset {name!r} for '{prefix}preset' (valid: {', '.join(presets)}){hint}",
+            f"unknown preset {shown(name)} for '{prefix}preset' (valid: {', '.join(presets)}){hint}",
             sources,
         )
     return {**presets[name], **raw}
