@@ -64,11 +64,15 @@ def test_grouped_corpus_neighbours_recover_the_groups(trained, cli):
 def test_exported_vectors_load_in_gensim_with_the_same_neighbours(trained, cli, tmp_path):
     import gensim
 
-    for binary in (False, True):
-        out = tmp_path / ("bin" if binary else "txt")
-        args = ["export", trained, "--format", "word2vec", "--out", out, "--quiet"]
-        cli(*args, *(["--binary"] if binary else []))
-        path = out / ("vectors.bin" if binary else "vectors.txt")
+    # --out NAME.txt / NAME.bin is that file (gensim's habit); --out FOLDER holds vectors.*.
+    for out, flags, path in (
+        (tmp_path / "vectors.txt", [], tmp_path / "vectors.txt"),
+        (tmp_path / "w2v.bin", [], tmp_path / "w2v.bin"),
+        (tmp_path / "folder", ["--binary"], tmp_path / "folder" / "vectors.bin"),
+    ):
+        cli("export", trained, "--format", "word2vec", "--out", out, "--quiet", *flags)
+        assert path.is_file()
+        binary = path.suffix == ".bin"
         vectors = gensim.models.KeyedVectors.load_word2vec_format(str(path), binary=binary)
         assert len(vectors.index_to_key) == 29 and vectors.vector_size == 16
         for word in ("animal0", "city3"):

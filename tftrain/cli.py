@@ -7,6 +7,7 @@ Errors print one or two lines on stderr; `--debug` shows the Python traceback to
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import click
 
 from tftrain import __version__
 from tftrain.errors import ConfigError, TftrainError
+from tftrain.shipped_configs import configs_command
 
 overrides_option = click.option(
     "--set",
@@ -70,9 +72,13 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tftrain")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option(
+    "--debug", is_flag=True, help="Show Python tracebacks and TensorFlow's C++ log lines."
+)
 def cli(debug):
     """Train, evaluate and export TensorFlow models from one YAML config."""
+    if debug:  # TensorFlow's C++ start-up lines too, unless TF_CPP_MIN_LOG_LEVEL says otherwise
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
 
 
 def main():
@@ -99,12 +105,14 @@ def main():
 def fit(config_file, overrides, run_dir, quiet, smoke, gpus, workers, worker_index, extra_epochs):
     """Train the model a config describes; resumes if the run directory has checkpoints."""
     from tftrain.config import load_config
+    from tftrain.data.base import check_input_paths
     from tftrain.devices import command_line_overrides
 
     overrides = command_line_overrides(
         overrides, gpus=gpus, workers=workers, worker_index=worker_index
     )
     config = load_config(config_file, overrides)
+    check_input_paths(config.data)  # before TensorFlow loads: missing data is a quick exit 2
     if extra_epochs:
         from tftrain.runners.rundir import RunDir
 
@@ -396,5 +404,7 @@ def data_inspect(source, overrides, grid, augmented, split, count):
         )
     )
 
+
+cli.add_command(configs_command)
 
 __all__ = ["cli", "main", "ConfigError"]

@@ -20,6 +20,7 @@ from tftrain.config_reader import apply_overrides, read_with_includes
 from tftrain.devices import normalize_aliases
 from tftrain.errors import ConfigError
 from tftrain.schema import FieldError, Sources, build, limits, to_plain
+from tftrain.shipped_configs import resolve_config
 
 
 @dataclass(frozen=True)
@@ -291,8 +292,8 @@ class _TopLevel:
 
 
 def load_config(path, overrides=()) -> Config:
-    """Read, merge, override and validate the config at `path`."""
-    path = Path(path)
+    """Read, merge, override and validate the config at `path` (or a shipped config's name)."""
+    path = resolve_config(path)
     tree, lines = read_with_includes(path)
     tree = apply_overrides(tree, overrides, lines)
     return validate(tree, Sources(lines), default_name=path.stem)

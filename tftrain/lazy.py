@@ -14,7 +14,8 @@ class LazyModule(types.ModuleType):
 
     def _load(self):
         if self._module is None:
-            # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+            # Quiet TensorFlow's C++ start-up chatter unless the user asked for it (by setting
+            # TF_CPP_MIN_LOG_LEVEL, or with `tftrain --debug`, which sets it to 0).
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
             self._module = importlib.import_module(self.__name__)
         return self._module

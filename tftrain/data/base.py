@@ -297,6 +297,16 @@ def resolve_file(path_text: str, key: str) -> Path:
     return path
 
 
+def check_input_paths(config: DataConfig) -> None:
+    """Every `path` / `*_path` key that is set must exist: checked when a run starts, before
+    TensorFlow loads, so a config whose data is elsewhere fails in a second with the key."""
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        is_path = item.name == "path" or item.name.endswith("_path")
+        if is_path and isinstance(value, str) and value:
+            resolve_file(value, f"data.{item.name}")
+
+
 def require_path(value: str, key: str) -> None:
     """Use in a data Config's __post_init__ for keys that must be set."""
     if not value:

@@ -249,7 +249,8 @@ def load_word2vec_format(path, *, binary: bool) -> tuple[list, np.ndarray]:
 
 
 def write_word2vec(directory: Path, context) -> dict:
-    binary = bool(context.options.get("binary"))
+    """vectors.txt, or with --binary or `--out NAME.bin` vectors.bin (gensim's convention)."""
+    binary = bool(context.options.get("binary") or (context.out and context.out.suffix == ".bin"))
     model = context.model
     name = "vectors.bin" if binary else "vectors.txt"
     vectors = model.vectors()

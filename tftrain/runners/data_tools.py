@@ -11,6 +11,7 @@ import numpy as np
 from tftrain.data.base import SPLITS
 from tftrain.errors import ConfigError
 from tftrain.lazy import tf
+from tftrain.shipped_configs import shipped_config
 
 # A bare source path -> the dataset type that reads it.
 SOURCE_TYPES = {".npz": "npz", ".csv": "csv"}
@@ -23,6 +24,8 @@ def load_dataset(source, overrides=(), *, seed: int = 42):
     from tftrain.schema import Sources, build
 
     path = Path(source)
+    if not path.exists():
+        path = shipped_config(source) or path
     if not path.exists():
         raise ConfigError(f"usage error: {path} not found (give a config file or a data source)")
     if path.suffix.lower() in (".yaml", ".yml"):

@@ -27,8 +27,9 @@ from tftrain.schema import nearest
 class ExportContext:
     """What a format writer may use: the trained model, the run's config, the data, options."""
 
-    def __init__(self, *, model, config, checkpoint: str, step: int, options: dict):
+    def __init__(self, *, model, config, checkpoint: str, step: int, options: dict, out=None):
         self.model = model
+        self.out = Path(out) if out else None  # the destination; a writer may read its suffix
         self.config = config
         self.checkpoint = checkpoint
         self.step = step
@@ -272,17 +273,26 @@ def export_run(
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ConfigError(f"usage error: {out} already exists; pass --force to replace it")
     context = ExportContext(
-        model=model, config=config, checkpoint=checkpoint_path, step=step, options=options or {}
+        model=model,
+        config=config,
+        checkpoint=checkpoint_path,
+        step=step,
+        options=options or {},
+        out=out,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         report = formats[format_name](staging, context)
         info = {"format": format_name, "checkpoint": checkpoint_path, "step": step, **report}
-        (staging / "tftrain_export.json").write_text(json.dumps(info, indent=1, default=str))
+        written = list(staging.iterdir())
+        # A one-file format asked for as a file (--out vectors.txt) is that file, not a folder.
+        as_file = len(written) == 1 and written[0].is_file() and written[0].suffix == out.suffix
+        if not as_file:
+            (staging / "tftrain_export.json").write_text(json.dumps(info, indent=1, default=str))
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
-        staging.rename(out)
+        (written[0] if as_file else staging).rename(out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
