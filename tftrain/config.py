@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
