@@ -3,10 +3,15 @@ traceback, an internal error, a huge allocation or a file's secret content in th
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import subprocess
 import sys
+import tracemalloc
+import zipfile
 
+import numpy as np
 import pytest
 import yaml
 
@@ -154,3 +159,110 @@ def test_null_resets_an_optional_key_to_its_default(write_config, tmp_path):
     assert reset.train.max_steps is None
     assert reset.checkpoint.best_metric is None  # null is a value here: no best checkpoint
     assert reset.train.optimizer.name == "sgd"
+
+
+# --- archives and data files (items 6, 15, 16) ------------------------------------------------
+
+
+def zip_of_zeros(path, member: str, megabytes: int):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(member, "w", force_zip64=True) as handle:
+            for _ in range(megabytes):
+                handle.write(bytes(2**20))
+
+
+def pairs_config(write_config, archive) -> str:
+    tree = {"name": "p", "model": {"type": "seq2seq"}, "data": {"type": "sentence_pairs"}}
+    tree["data"]["path"] = str(archive)
+    return write_config(yaml.safe_dump(tree), name="pairs.yaml")
+
+
+def test_zip_bomb_member_is_refused_before_it_is_unpacked(cli, write_config, tmp_path):
+    zip_of_zeros(tmp_path / "bomb.zip", "spa.txt", 80)
+    assert (tmp_path / "bomb.zip").stat().st_size < 200_000
+    tracemalloc.start()
+    result = cli("data", "inspect", pairs_config(write_config, tmp_path / "bomb.zip"), expect=None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    check_clean(result, 1, "bomb.zip:spa.txt unpacks to 83,886,080 bytes", "beyond the limit")
+    assert peak < 40 * 2**20, f"peak {peak:,} bytes"
+
+
+def test_gzip_is_read_only_up_to_the_limit(cli, write_config, tmp_path, monkeypatch):
+    from tests.test_data import make_mnist
+
+    make_mnist(tmp_path)
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as handle:
+        for _ in range(40):
+            handle.write(bytes(2**20))
+    config = write_config(BASE.replace("digits", f"idx\n  path: {tmp_path}"), name="idx.yaml")
+    monkeypatch.setenv("TFTRAIN_MAX_UNPACKED_MB", "8")
+    tracemalloc.start()
+    result = cli("data", "inspect", config, expect=None)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    check_clean(result, 1, "train-images-idx3-ubyte.gz unpacks to more than 8,388,608 bytes from")
+    assert peak < 24 * 2**20, f"peak {peak:,} bytes"
+
+
+def patch_zip(path, member: str, *, flags: int = 0, method: int | None = None):
+    """Rewrite a member's flags / compression method in both of its zip headers."""
+    raw = bytearray(path.read_bytes())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = raw.index(signature)
+        raw[start + flag_at] |= flags
+        if method is not None:
+            raw[start + flag_at + 2 : start + flag_at + 4] = method.to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as archive:  # the archive itself still opens
+        assert archive.namelist() == [member]
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"flags": 0x1}, "enc.zip:spa.txt is encrypted"),
+        ({"method": 6}, "enc.zip:spa.txt uses compression method 6, which Python cannot read"),
+    ],
+)
+def test_encrypted_or_oddly_compressed_member_is_named(cli, write_config, tmp_path, change, needle):
+    with zipfile.ZipFile(tmp_path / "enc.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("spa.txt", "Hi.\tHola.\n" * 50)
+    patch_zip(tmp_path / "enc.zip", "spa.txt", **change)
+    result = cli("data", "inspect", pairs_config(write_config, tmp_path / "enc.zip"), expect=None)
+    check_clean(result, 1, needle)
+
+
+def test_npz_whose_header_asks_for_terabytes_is_refused(cli, tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+    )
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + bytes(64))
+        archive.writestr("y.npy", header.getvalue() + bytes(64))
+    result = cli("data", "inspect", tmp_path / "lie.npz", expect=None)
+    check_clean(result, 1, "lie.npz:x.npy: its header declares shape [1000000000000]")
+
+
+def test_csv_that_is_not_utf8_names_line_and_byte(cli, tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("a,b,label\n1,2,0\n3,caf\xe9,1\n".encode("latin-1"))
+    result = cli("data", "inspect", path, expect=None)
+    check_clean(result, 1, "latin.csv, line 3: not UTF-8 (byte 0xe9 at byte offset 21)")
+
+
+@pytest.mark.parametrize(
+    ("rows", "task", "needle"),
+    [
+        ("1,2,0\n3,4,1\n5,nan,0\n", "classification", "line 4, column 2 ('b'): 'nan'"),
+        ('1,"2",0\n"3\n",inf,1\n', "classification", "line 3, column 2 ('b'): 'inf'"),
+        ("1,2,0.5\n3,1e39,1.5\n", "classification", "line 3, column 2 ('b'): '1e39'"),
+        ("1,2,0.5\n3,4,-inf\n", "regression", "line 3, column 3 ('label'): '-inf'"),
+    ],
+)
+def test_csv_nan_and_inf_name_file_line_and_column(cli, write_config, tmp_path, rows, task, needle):
+    (tmp_path / "values.csv").write_text("a,b,label\n" + rows)
+    data = {"type": "csv", "path": str(tmp_path / "values.csv"), "task": task}
+    config = write_config(yaml.safe_dump({"model": {"type": "linear"}, "data": data}))
+    check_clean(cli("data", "inspect", config, expect=None), 1, f"values.csv, {needle}")

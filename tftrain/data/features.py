@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from tftrain.data.archives import check_npy, check_npz
 from tftrain.data.base import DataSpec
+from tftrain.data.tabular import check_finite, csv_rows
 from tftrain.errors import ConfigError, DataError
 
 
@@ -21,6 +22,7 @@ def read_features(path, spec: DataSpec) -> np.ndarray:
     if suffix == ".npz":
         x = _from_npz(path)
     elif suffix == ".npy":
+        check_npy(path)
         try:
             x = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
@@ -41,6 +43,7 @@ def read_features(path, spec: DataSpec) -> np.ndarray:
 
 
 def _from_npz(path: Path) -> np.ndarray:
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             for key in ("x", "features", "images"):
@@ -54,24 +57,30 @@ def _from_npz(path: Path) -> np.ndarray:
 
 
 def _from_csv(path: Path, spec: DataSpec, delimiter: str) -> np.ndarray:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
+    rows = csv_rows(path, delimiter)
     if not rows:
         raise DataError(f"{path} is empty")
-    columns = None
-    if not all(_is_number(v) for v in rows[0]):
-        header, rows = rows[0], rows[1:]
+    header = [f"column{i}" for i in range(len(rows[0][1]))]
+    columns = list(range(len(header)))
+    if not all(_is_number(v) for v in rows[0][1]):
+        header, rows = rows[0][1], rows[1:]
+        columns = list(range(len(header)))
         names = spec.feature_names or []
         if names and all(name in header for name in names):
             columns = [header.index(name) for name in names]
     values = []
-    for line, row in enumerate(rows, start=2 if columns is not None else 1):
-        picked = [row[i] for i in columns] if columns is not None else row
+    for line, row in rows:
+        if len(row) != len(header):
+            raise DataError(f"{path}, line {line}: {len(row)} fields, expected {len(header)}")
+        picked = [row[i] for i in columns]
         try:
             values.append([float(v) for v in picked])
         except ValueError:
             raise DataError(f"{path}, line {line}: non-numeric value in {picked}") from None
-    return np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):  # too large for float32: check_finite names it
+        x = np.asarray(values, dtype=np.float32)
+    check_finite(x, path, rows, [header[i] for i in columns], columns)
+    return x
 
 
 def _is_number(text: str) -> bool:

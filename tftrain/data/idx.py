@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from tftrain.data.archives import read_gzip
 from tftrain.data.augment import AugmentConfig
 from tftrain.data.base import ArrayDataset, SplitConfig, resolve_file
 from tftrain.errors import ConfigError, DataError
@@ -31,12 +31,13 @@ FILES = {
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (magic 0x0000TTDD, big-endian dims, then the data)."""
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as error:
-        raise DataError(f"cannot read IDX file {path}: {error}") from None
+    if path.suffix == ".gz":
+        raw = read_gzip(path)
+    else:
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise DataError(f"cannot read IDX file {path}: {error}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype = np.dtype(IDX_TYPES[raw[2]])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tftrain.data.archives import read_member
 from tftrain.data.base import resolve_file
 from tftrain.data.pairs import PairsConfig, PairsDataset
 from tftrain.errors import ConfigError, DataError
@@ -56,7 +57,7 @@ def read_lines(path: Path, member: str | None = None) -> tuple[str, list[str]]:
                         f"config error: {path} has no member {member!r} "
                         f"(members: {', '.join(names[:10])})"
                     )
-                raw = archive.read(member)
+                raw = read_member(archive, path, member)
             name = f"{path}:{member}"
         else:
             raw = path.read_bytes()

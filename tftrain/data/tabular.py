@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from tftrain.data.archives import check_npz
 from tftrain.data.augment import AugmentConfig
 from tftrain.data.base import ArrayDataset, SplitConfig, require_path, resolve_file
 from tftrain.errors import DataError
@@ -31,34 +33,62 @@ class CsvConfig(SplitConfig):
         require_path(self.path, "path")
 
 
-def read_csv(path: Path, config: CsvConfig, class_ids: dict | None):
-    """(features, raw labels, feature names) from one CSV file, errors naming file and line."""
+def csv_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank row; errors name the line (and the byte)."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"cannot read CSV file {path}: {error}") from None
-    with handle:
-        reader = csv.reader(handle, delimiter=config.delimiter)
-        try:
-            rows = list(reader)
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise DataError(f"{path}, line {reader.line_num}: not valid CSV: {error}") from None
-    first_data_line = 1
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 (byte 0x{raw[error.start]:02x} at byte offset "
+            f"{error.start}); save the file as UTF-8"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, line = [], 1
+    try:
+        for row in reader:
+            if row:
+                rows.append((line, row))
+            line = reader.line_num + 1  # a quoted field may span lines
+    except csv.Error as error:
+        raise DataError(f"{path}, line {reader.line_num}: not valid CSV: {error}") from None
+    return rows
+
+
+def check_finite(x: np.ndarray, path: Path, rows: list, names: list[str], columns) -> None:
+    """Name the file, line and column of the first nan or inf (not the learning rate later).
+
+    `rows` are csv_rows' (line, fields) behind x's rows; `columns` the field behind each
+    column of x, `names` its name."""
+    bad = ~np.isfinite(x.reshape(len(x), -1)) if x.size else np.zeros((0, 0), bool)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        line, fields = rows[row]
+        raise DataError(
+            f"{path}, line {line}, column {columns[column] + 1} ({names[column]!r}): "
+            f"{fields[columns[column]].strip()!r} is not a finite float32 number; "
+            "remove or fill such values"
+        )
+
+
+def read_csv(path: Path, config: CsvConfig, class_ids: dict | None):
+    """(features, raw labels, feature names) from one CSV file, errors naming file and line."""
+    rows = csv_rows(path, config.delimiter)
     if config.header:
         if not rows:
             raise DataError(f"{path} is empty (expected a header line)")
-        names, rows = rows[0], rows[1:]
-        first_data_line = 2
+        names, rows = rows[0][1], rows[1:]
     else:
-        names = [f"column{i}" for i in range(len(rows[0]))] if rows else []
+        names = [f"column{i}" for i in range(len(rows[0][1]))] if rows else []
     if not rows:
         raise DataError(f"{path} has no data rows")
     label_index = column_index(config.label_column, names, path)
     features, labels = [], []
-    for offset, row in enumerate(rows):
-        line = first_data_line + offset
-        if not row:
-            continue
+    for line, row in rows:
         if len(row) != len(names):
             raise DataError(f"{path}, line {line}: {len(row)} fields, expected {len(names)}")
         label = row[label_index].strip()
@@ -70,12 +100,17 @@ def read_csv(path: Path, config: CsvConfig, class_ids: dict | None):
             raise DataError(f"{path}, line {line}: non-numeric feature value {bad!r}") from None
         labels.append(label)
     feature_names = names[:label_index] + names[label_index + 1 :]
-    x = np.asarray(features, dtype=np.float32)
+    with np.errstate(over="ignore"):  # too large for float32: check_finite names it
+        x = np.asarray(features, dtype=np.float32)
+    columns = [i for i in range(len(names)) if i != label_index]
+    check_finite(x, path, rows, feature_names, columns)
     if config.task == "regression":
         try:
-            y = np.asarray([float(v) for v in labels], dtype=np.float32)
+            with np.errstate(over="ignore"):
+                y = np.asarray([float(v) for v in labels], dtype=np.float32)
         except ValueError:
             raise DataError(f"{path}: the label column holds non-numeric values") from None
+        check_finite(y, path, rows, [names[label_index]], [label_index])
     else:
         y = np.asarray([class_ids.setdefault(v, len(class_ids)) for v in labels], dtype=np.int32)
     return x, y, feature_names
@@ -158,6 +193,7 @@ class NpzConfig(SplitConfig):
 
 
 def read_npz(path: Path, keys: tuple[str, ...]) -> list[np.ndarray]:
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in keys if k not in archive.files]
