@@ -266,3 +266,49 @@ def test_csv_nan_and_inf_name_file_line_and_column(cli, write_config, tmp_path, 
     data = {"type": "csv", "path": str(tmp_path / "values.csv"), "task": task}
     config = write_config(yaml.safe_dump({"model": {"type": "linear"}, "data": data}))
     check_clean(cli("data", "inspect", config, expect=None), 1, f"values.csv, {needle}")
+
+
+# --- the compiled-op cache (item 7) -----------------------------------------------------------
+
+
+def test_op_cache_refuses_shared_directories_and_planted_libraries(tmp_path, monkeypatch, capsys):
+    from tftrain import ops
+
+    cache = tmp_path / "ops"
+    cache.mkdir()
+    cache.chmod(0o777)  # as a shared /tmp folder would be
+    monkeypatch.setenv("TFTRAIN_OPS_CACHE", str(cache))
+    monkeypatch.setenv("CXX", "no-such-compiler")  # any rebuild fails fast, leaving no library
+    with pytest.raises(ops.OpBuildError, match=r"refusing the op cache .*mode 777"):
+        ops.build("word2vec")
+    cache.chmod(0o700)
+    planted = ops.library_path("word2vec")
+    digest = planted.with_name(planted.name + ".sha256")
+    for mode, written, reason in [
+        (0o644, None, "does not match the digest"),  # no digest file
+        (0o644, "0" * 64, "does not match the digest"),
+        (0o666, "right", "writable by group or others"),
+    ]:
+        planted.write_bytes(b"\x7fELF planted library")
+        planted.chmod(mode)
+        digest.unlink(missing_ok=True)
+        if written:
+            digest.write_text(ops.sha256(planted) if written == "right" else written)
+        with pytest.raises(ops.OpBuildError, match="no C\\+\\+ compiler 'no-such-compiler'"):
+            ops.build("word2vec")  # refused, deleted, and the rebuild was attempted
+        assert reason in capsys.readouterr().err
+        assert not planted.exists()
+    planted.write_bytes(b"\x7fELF planted library")
+    planted.chmod(0o644)
+    digest.write_text(ops.sha256(planted))
+    assert ops.build("word2vec") == planted  # private and matching its digest: trusted
+
+
+def test_a_built_op_has_its_digest_beside_it():
+    from tftrain import ops
+
+    library = ops.build("word2vec")  # tests share one cache per checkout (conftest.py)
+    digest = library.with_name(library.name + ".sha256")
+    assert digest.read_text().strip() == ops.sha256(library)
+    assert ops.not_private(library) is None and ops.not_private(digest) is None
+    assert callable(ops.load("word2vec").word2vec_negative_sampling_step)  # and it loads

@@ -5,6 +5,10 @@ where it runs (with -march=native) instead of at install time, the way
 torch.utils.cpp_extension.load does it. The shared library is cached under
 $TFTRAIN_OPS_CACHE (default ~/.cache/tftrain/ops) by a digest of the source, the compiler
 flags, the TensorFlow version and the CPU, so a changed source or machine rebuilds.
+
+Loading a library runs its code, so a cached one is trusted only if the cache directory and
+the file belong to this user and nobody else can write them, and the file matches the SHA-256
+digest written beside it when it was built; a file that fails is deleted and rebuilt.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -83,12 +88,51 @@ def library_path(name: str) -> Path:
     return cache_dir() / f"{name}-{digest.hexdigest()[:16]}.so"
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def not_private(path: Path) -> str | None:
+    """Why another user could have written `path` (None if only this user can)."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if info.st_uid != os.getuid():
+        return f"belongs to user id {info.st_uid}, not to you ({os.getuid()})"
+    if info.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def check_directory(directory: Path) -> None:
+    """Refuse a cache directory another user could plant a library in."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    problem = not_private(directory.resolve())
+    if problem:
+        raise OpBuildError(
+            f"refusing the op cache {directory}: it {problem}; use a private directory "
+            "(chmod go-w, or set TFTRAIN_OPS_CACHE)"
+        )
+
+
+def trusted(target: Path) -> bool:
+    """Whether a cached library may be loaded; an untrusted one is deleted, with the reason."""
+    digest = target.with_name(target.name + ".sha256")
+    problem = not_private(target) or (digest.exists() and not_private(digest))
+    if not problem and (not digest.exists() or digest.read_text().strip() != sha256(target)):
+        problem = "does not match the digest written when it was built"
+    if problem:
+        print(f"the cached op {target} {problem}; rebuilding it", file=sys.stderr, flush=True)
+        target.unlink()
+    return problem is None
+
+
 def build(name: str) -> Path:
-    """Compile op `name` unless its library is cached; returns the library's path."""
+    """Compile op `name` unless a trusted library is cached; returns the library's path."""
     target = library_path(name)
-    if target.exists():
+    check_directory(target.parent)
+    if target.exists() and trusted(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     # A first run pauses here for about half a minute; say why, once.
     print(
         f"compiling the {name} op (once per machine, about 30 s) ...", file=sys.stderr, flush=True
@@ -106,10 +150,17 @@ def build(name: str) -> Path:
                 f"compiling the {name} op failed ({' '.join(command[:2])} ...):\n"
                 + "\n".join(output[-15:])
             )
+        os.chmod(temporary, 0o644)
+        digest = target.with_name(target.name + ".sha256")
+        digest_temporary = f"{temporary}.sha256"
+        Path(digest_temporary).write_text(sha256(Path(temporary)) + "\n")
+        os.chmod(digest_temporary, 0o644)
+        os.replace(digest_temporary, digest)  # the digest first: never a library without one
         os.replace(temporary, target)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)  # a failed build leaves nothing behind
+        for leftover in (temporary, f"{temporary}.sha256"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)  # a failed build leaves nothing behind
     return target
 
 
