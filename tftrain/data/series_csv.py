@@ -44,13 +44,13 @@ class SeriesCsvConfig(DataConfig):
             raise FieldError("test_fraction", "plus valid_fraction must be less than 1")
 
 
-def read_table(config: SeriesCsvConfig, path: Path, *, quiet: bool = False):
+def read_table(config: SeriesCsvConfig, path: Path):
     """The configured columns of `path`, missing values handled by `data.missing`."""
     table = read_series(
         path, time_column=config.time_column, target=config.target, features=config.features
     )
     report = fill_missing(table, config.missing)
-    if report and not quiet:
+    if report:
         print(report, file=sys.stderr, flush=True)  # a log line; stdout is kept for results
     return table
 
@@ -77,6 +77,7 @@ class SeriesCsv(ArrayDataset):
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)
         self._table = None
+        self._windows = None
 
     @property
     def table(self):
@@ -111,14 +112,18 @@ class SeriesCsv(ArrayDataset):
                 )
         return {split: part for split, part in parts.items() if part[1] > part[0]}
 
+    def windows(self) -> dict:
+        """{split: (x, y, last input row of each window)}, cut once."""
+        if self._windows is None:
+            self._windows = {
+                split: windows(self.table.values, start, stop, self.config, self.targets)
+                for split, (start, stop) in self.bounds().items()
+            }
+        return self._windows
+
     @property
     def splits(self) -> dict:
-        if self._splits is None:
-            self._ends, self._splits = {}, {}
-            for split, (start, stop) in self.bounds().items():
-                x, y, ends = windows(self.table.values, start, stop, self.config, self.targets)
-                self._splits[split], self._ends[split] = (x, y), ends
-        return self._splits
+        return {split: (x, y) for split, (x, y, _) in self.windows().items()}
 
     def build_spec(self) -> DataSpec:
         c, table = self.config, self.table
@@ -162,7 +167,7 @@ class SeriesCsv(ArrayDataset):
         forecasts = {"persistence": baselines.persistence(x, c.horizon, targets)}
         if c.season:
             seasonal = baselines.seasonal_naive(
-                self.table.values[:, :targets], self._ends[split], c.horizon, c.season
+                self.table.values[:, :targets], self.windows()[split][2], c.horizon, c.season
             )
             if seasonal is not None:
                 forecasts["seasonal_naive"] = seasonal
@@ -173,7 +178,7 @@ class SeriesCsv(ArrayDataset):
         """The time of each window's first forecast step (None for row-order series)."""
         if self.table.times is None:
             return None
-        return self.table.times[self._ends[split] + 1]
+        return self.table.times[self.windows()[split][2] + 1]
 
 
 def forecast_input(path, spec: DataSpec):
