@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import run_tftrain
+from tests.conftest import PROJECT, run_tftrain
 from tftrain.config import load_config
 from tftrain.errors import ConfigError
 
@@ -172,3 +172,16 @@ def test_models_lists_names_with_descriptions(cli):
     names = {line.split()[0] for line in lines}
     assert {"linear", "softmax"} <= names
     assert all(len(line.split()) > 2 for line in lines)
+
+
+SHIPPED = sorted((PROJECT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_config_starts_with_a_one_line_summary(path):
+    # `tftrain configs` shows this line; every new config in configs/ needs one.
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# "), f"{path.name}: line 1 must be a '# summary' comment"
+    summary = first[2:].strip()
+    assert 10 <= len(summary) <= 100, f"{path.name}: summary is {len(summary)} chars (max 100)"
+    assert summary.endswith("."), f"{path.name}: the summary line must end with a period"

@@ -1,12 +1,12 @@
-"""Shipped configs: each starts with a one-line summary, a bare name finds one, `tftrain configs`
-lists them, and one whose data is absent names the key to set before TensorFlow loads."""
+"""Shipped configs: a bare name finds one, `tftrain configs` lists them with their summary line
+(tests/test_config.py checks that line), and one whose data is absent names the key to set
+before TensorFlow loads."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from tests.conftest import PROJECT
@@ -18,15 +18,6 @@ CONFIGS = sorted((PROJECT / "configs").glob("*.yaml"))
 def test_the_package_configs_are_the_repository_configs():
     assert [p.name for p in CONFIGS] == [p.name for p in shipped_configs().values()]
     assert CONFIG_DIR.samefile(PROJECT / "configs")
-
-
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_every_config_starts_with_a_one_line_summary(path):
-    first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert first.startswith("# "), f"{path.name}: line 1 must be a '# summary' comment"
-    summary = first[2:].strip()
-    assert 10 <= len(summary) <= 100, f"{path.name}: summary is {len(summary)} chars (max 100)"
-    assert summary.endswith("."), f"{path.name}: the summary line must end with a period"
 
 
 def test_configs_lists_every_config_with_its_summary(cli):
