@@ -114,6 +114,25 @@ def test_missing_value_rules(tmp_path, capsys, rule, expected):
     assert data.num_examples("train") == len(expected) - 1
 
 
+def test_filling_without_times_and_with_leading_holes(tmp_path):
+    path = write_csv(tmp_path / "s.csv", ["a"], [["NA"], [2], ["?"], ["nan"], [8], ["null"]])
+    data = dataset(path, missing="interpolate", window=1, valid_fraction=0, test_fraction=0)
+    assert data.table.times is None  # no date column: row order
+    np.testing.assert_allclose(data.table.values[:, 0], [2, 2, 4, 6, 8, 8])
+    data = dataset(path, missing="ffill", window=1, valid_fraction=0, test_fraction=0)
+    np.testing.assert_allclose(data.table.values[:, 0], [2, 2, 2, 2, 8, 8])
+
+
+def test_times_with_zones_compare_as_instants(tmp_path):
+    cells = ["2021-03-01T10:00:00+02:00", "2021-03-01T09:30:00+00:00"]
+    path = write_csv(tmp_path / "s.csv", ["t", "v"], [(c, 1) for c in cells])
+    assert str(read_series(path).times[1]) == "2021-03-01T09:30:00"
+    cells.append("2021-03-01T10:00:00+01:00")  # 09:00 UTC: before the line above
+    write_csv(path, ["t", "v"], [(c, 1) for c in cells])
+    with pytest.raises(DataError, match="line 4: time 2021-03-01T09:00:00 is not after"):
+        read_series(path)
+
+
 def test_chronological_split_windows_never_straddle(tmp_path):
     # The value is the row number, so every window shows which rows it was cut from.
     rows = [(d, i) for i, d in enumerate(daily(100))]

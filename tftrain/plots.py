@@ -13,7 +13,7 @@ def pyplot():
     return plt
 
 
-def draw_series(path: str, truth, predictions, *, title: str, times=None) -> None:
+def draw_series(path: str, truth, predictions, *, title: str, times=None, ylabel="value") -> None:
     """Predictions against the truth, one point per window (at its time, if known)."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(10, 4))
@@ -21,7 +21,7 @@ def draw_series(path: str, truth, predictions, *, title: str, times=None) -> Non
     axes.plot(x, truth, label="truth", linewidth=1.5)
     axes.plot(x, predictions, label="prediction", linewidth=1.0, linestyle="--")
     axes.set_xlabel("window" if times is None else "time")
-    axes.set_ylabel("value")
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()

@@ -289,7 +289,8 @@ class Lstm(Model):
             times = dataset.forecast_times(split)
         if plot:
             title = f"{split}: {'next value' if truth.shape[1] == 1 else 'first forecast step'}"
-            draw_series(plot, truth[:, 0], predictions[:, 0], title=title, times=times)
+            name = self.spec.extra.get("series", {}).get("targets", ["value"])[0]
+            draw_series(plot, truth[:, 0], predictions[:, 0], title=title, times=times, ylabel=name)
             extra["plot"] = str(plot)
         return extra
 
