@@ -138,7 +138,7 @@ def find_time_column(time_column, names, rows, path) -> int | None:
 
 
 def numeric_columns(names, rows, skip) -> list[int]:
-    """Columns whose every non-missing cell is a number."""
+    """Columns whose every non-missing cell (of the rows given) is a number."""
     found = []
     for index in range(len(names)):
         if index in skip:
@@ -154,7 +154,7 @@ def choose_columns(target, features, names, rows, time_index, path) -> list[int]
     feature_ids = [column_index(f, names, path, "data.features") for f in features]
     if target == "auto":
         skip = {time_index, *feature_ids}
-        candidates = numeric_columns(names, rows, skip)
+        candidates = numeric_columns(names, rows[:200], skip)  # a bad cell later names its line
         if len(candidates) != 1:
             found = ", ".join(names[i] for i in candidates) or "none"
             raise ConfigError(
