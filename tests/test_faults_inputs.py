@@ -123,6 +123,9 @@ def test_errors_never_quote_an_included_files_content(cli, write_config):
         ("name=../../escaped", "'name': must be a relative name without '..'"),
         ("name=/tmp/escaped", "use --run-dir"),
         ("name=a/../../b", "without '..'"),
+        ("model.activation=x", "'model.activation' must be one of 'relu'"),
+        ("model.kernel_initializer=zero", "did you mean 'zeros'?"),
+        ("model.hidden_units=[8, 0]", "'model.hidden_units[1]' must be at least 1, got 0 (--set"),
     ],
 )
 def test_bad_overrides_are_config_errors(cli, write_config, override, needle):
@@ -312,3 +315,25 @@ def test_a_built_op_has_its_digest_beside_it():
     assert digest.read_text().strip() == ops.sha256(library)
     assert ops.not_private(library) is None and ops.not_private(digest) is None
     assert callable(ops.load("word2vec").word2vec_negative_sampling_step)  # and it loads
+
+
+def test_data_paths_to_special_files_are_refused(cli, write_config, tmp_path):
+    os.mkfifo(tmp_path / "pipe.csv")
+    for path in ("/dev/zero", tmp_path / "pipe.csv"):
+        data = {"type": "csv", "path": str(path)}
+        config = write_config(yaml.safe_dump({"model": {"type": "linear"}, "data": data}))
+        result = cli("data", "inspect", config, expect=None)
+        check_clean(result, 2, f"{path} (from 'data.path') is not a regular file or folder")
+
+
+def test_every_activation_and_initializer_a_config_accepts_is_known_to_keras():
+    import typing
+
+    import keras
+
+    from tftrain.models.base import Activation, Initializer
+
+    for name in typing.get_args(Activation):
+        assert callable(keras.activations.get(name)), name
+    for name in typing.get_args(Initializer):
+        assert keras.initializers.get(name) is not None, name

@@ -43,7 +43,7 @@ class Sources:
         while key:
             if key in self.mapping:
                 return self.mapping[key]
-            key = key.rpartition(".")[0]
+            key = key.rpartition("[")[0] if key.endswith("]") else key.rpartition(".")[0]
         return self.fallback
 
 
@@ -173,6 +173,11 @@ def convert(value: Any, annotation, key: str, sources: Sources) -> Any:
 
 
 def check_limits(value, metadata, key: str, sources: Sources) -> None:
+    """Numeric bounds on a value, or on each item of a list."""
+    if isinstance(value, tuple):
+        for index, item in enumerate(value):
+            check_limits(item, metadata, f"{key}[{index}]", sources)
+        return
     if value is None or not isinstance(value, int | float):
         return
     tests = {

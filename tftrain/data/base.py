@@ -294,6 +294,8 @@ def resolve_file(path_text: str, key: str) -> Path:
             f"config error: data file not found: {path} (from '{key}'); "
             f"set {key} to an existing path, e.g. --set {key}=/path/to/file"
         )
+    if not (path.is_file() or path.is_dir()):  # /dev/zero or a FIFO would be read forever
+        raise ConfigError(f"config error: {path} (from '{key}') is not a regular file or folder")
     return path
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -47,6 +47,19 @@ class PredictRequest:
 
     def __getitem__(self, key: str):
         return self.options[key]
+
+
+# Keras names a config may use, checked when the config is validated rather than when the
+# network is built (after the data has loaded).
+Activation = Literal[
+    "relu", "tanh", "sigmoid", "elu", "selu", "gelu", "silu", "swish", "softplus", "softsign",
+    "linear", "leaky_relu", "relu6", "mish", "hard_sigmoid", "hard_silu", "exponential",
+]  # fmt: skip
+Initializer = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+    "lecun_normal", "zeros", "ones", "random_normal", "random_uniform", "truncated_normal",
+    "orthogonal", "variance_scaling",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)

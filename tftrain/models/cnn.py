@@ -14,6 +14,8 @@ from tftrain.data.base import DataSpec
 from tftrain.errors import ConfigError
 from tftrain.lazy import keras
 from tftrain.models.base import (
+    Activation,
+    Initializer,
     Model,
     ModelConfig,
     PredictRequest,
@@ -85,13 +87,13 @@ class CnnConfig(ModelConfig):
     pool_size: int = field(default=2, metadata=limits(ge=1))
     pool_strides: int | None = field(default=None, metadata=limits(ge=1))
     pool_padding: Literal["same", "valid"] = "same"
-    activation: str = "relu"
+    activation: Activation = "relu"
     batch_norm: bool = False
     conv_dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))
-    dense_units: tuple[int, ...] = (512,)
-    dense_activation: str = "relu"
+    dense_units: tuple[int, ...] = field(default=(512,), metadata=limits(ge=1))
+    dense_activation: Activation = "relu"
     dropout: float = field(default=0.5, metadata=limits(ge=0, lt=1))
-    kernel_initializer: str = "glorot_uniform"
+    kernel_initializer: Initializer = "glorot_uniform"
 
     def __post_init__(self):
         if not self.filters:

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from tftrain.lazy import keras
-from tftrain.models.base import Model, ModelConfig, regression_metrics
+from tftrain.models.base import Initializer, Model, ModelConfig, regression_metrics
 from tftrain.registry import models
 
 
 @dataclass(frozen=True)
 class LinearConfig(ModelConfig):
     use_bias: bool = True
-    kernel_initializer: str = "zeros"
+    kernel_initializer: Initializer = "zeros"
 
 
 @models.register("linear")

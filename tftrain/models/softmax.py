@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from tftrain.lazy import keras
 from tftrain.models.base import (
+    Activation,
+    Initializer,
     Model,
     ModelConfig,
     classification_metrics,
@@ -17,10 +19,10 @@ from tftrain.schema import limits
 
 @dataclass(frozen=True)
 class SoftmaxConfig(ModelConfig):
-    hidden_units: tuple[int, ...] = ()
-    activation: str = "relu"
+    hidden_units: tuple[int, ...] = field(default=(), metadata=limits(ge=1))
+    activation: Activation = "relu"
     dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))
-    kernel_initializer: str = "glorot_uniform"
+    kernel_initializer: Initializer = "glorot_uniform"
 
 
 @models.register("softmax")
