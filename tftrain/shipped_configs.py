@@ -39,11 +39,13 @@ def shipped_config(name) -> Path | None:
 def resolve_config(name) -> Path:
     """The config file `name` means: a file that exists wins, then a shipped config's name."""
     path = Path(name)
-    if path.exists():
+    if path.is_file():
         return path
     found = shipped_config(name)
     if found:
         return found
+    if path.exists():
+        return path  # not a regular file: the reader refuses it with its own message
     guess = nearest(path.stem, shipped_configs()) if path.parent == Path(".") else None
     hint = f"; did you mean the shipped config '{guess}'?" if guess else ""
     raise ConfigError(
