@@ -214,8 +214,13 @@ def eval_command(run_dir, split, checkpoint, as_json, plot, watch, timeout, quie
     if as_json:
         click.echo(json.dumps(metrics))
     else:
+        from tftrain.runners.classification_report import report_lines
+
         for key, value in metrics.items():
-            click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+            if key not in ("per_class", "confusion_matrix"):
+                click.echo(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+        if "per_class" in metrics:
+            click.echo("\n".join(report_lines(metrics)))
 
 
 # --- export -------------------------------------------------------------------------------

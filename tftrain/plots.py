@@ -42,3 +42,28 @@ def draw_attention(path: str, source: list[str], target: list[str], weights, *, 
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def draw_confusion(path: str, matrix, names: list[str], *, title: str) -> None:
+    """A confusion matrix as a heat map with counts: rows true, columns predicted."""
+    import numpy as np
+
+    plt = pyplot()
+    matrix = np.asarray(matrix)
+    size = 2 + 0.5 * len(names)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axes)
+    axes.set_xticks(range(len(names)), names, rotation=90 if len(names) > 5 else 0)
+    axes.set_yticks(range(len(names)), names)
+    if len(names) <= 30:
+        middle = matrix.max() / 2
+        for (row, column), count in np.ndenumerate(matrix):
+            colour = "white" if count > middle else "black"
+            axes.text(column, row, str(count), ha="center", va="center", color=colour)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

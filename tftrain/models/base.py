@@ -139,6 +139,11 @@ class Model:
         """Variables L2 applies to: weight matrices, not biases (as in the tutorials)."""
         return [v for v in self.network.trainable_variables if len(v.shape) > 1]
 
+    def initialize_weights(self) -> str | None:
+        """Set weights from an outside source before a fresh run's first step (pretrained
+        embeddings); returns a line to report, or None. Not called on resume or restore."""
+        return None
+
     def in_place_update(self, conflicts: list[str]) -> bool:
         """Whether the model applies its own training update (`train_in_place`) instead of
         the loop's gradient and optimizer; `conflicts` names the train settings that need
@@ -225,10 +230,16 @@ def stacked_sums(metrics: dict) -> dict:
     }
 
 
-def classification_metrics(labels, logits) -> dict:
-    """Cross-entropy and accuracy sums for integer labels and logits."""
+def classification_metrics(labels, logits, *, class_weights=None) -> dict:
+    """Cross-entropy and accuracy sums for integer labels and logits.
+
+    `class_weights` (one per class, e.g. data.class_weights: balanced) scale each example's
+    cross-entropy; they average to 1 over the training set, so the loss keeps its scale.
+    """
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    if class_weights:
+        losses = losses * tf.gather(tf.constant(class_weights, losses.dtype), labels)
     correct = tf.cast(
         tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float32
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import click
 import numpy as np
@@ -35,6 +35,15 @@ from tftrain.models.base import (
     regression_metrics,
 )
 from tftrain.models.lstm_networks import language_model_network, sequence_network
+from tftrain.models.text_networks import check_embeddings, initialize_embeddings
+from tftrain.models.text_serving import (
+    TEXT_OPTION,
+    attach_table,
+    is_text,
+    predict_texts,
+    text_export_examples,
+    text_serving_functions,
+)
 from tftrain.plots import draw_series
 from tftrain.registry import models
 from tftrain.schema import FieldError, limits
@@ -50,6 +59,8 @@ class LstmConfig(ModelConfig):
     num_layers: int = field(default=2, metadata=limits(ge=1))
     hidden_size: int = field(default=200, metadata=limits(ge=1))
     embedding_size: int | None = field(default=None, metadata=limits(ge=1))  # default hidden
+    embedding_dim: int | None = field(default=None, metadata=limits(ge=1))  # = embedding_size
+    embeddings: dict[str, Any] | None = None  # {from: RUN_DIR | vectors file, trainable: bool}
     dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))  # 1 - keep_prob
     recurrent_dropout: float = field(default=0.0, metadata=limits(ge=0, lt=1))  # slow kernel
     init_scale: float | None = field(default=None, metadata=limits(gt=0))  # uniform +-scale
@@ -92,6 +103,9 @@ class LstmConfig(ModelConfig):
     }
 
     def __post_init__(self):
+        check_embeddings(self.embeddings)
+        if self.embedding_dim and self.embedding_size not in (None, self.embedding_dim):
+            raise FieldError("embedding_dim", "and embedding_size differ; set only one")
         if self.bidirectional and self.task == "language_model":
             raise FieldError(
                 "bidirectional", "cannot be used by a language model (it would see the future)"
@@ -118,6 +132,7 @@ class Lstm(Model):
     tasks = frozenset({"language_model", "classification", "regression"})
     predict_options = (
         *Model.predict_options,
+        TEXT_OPTION,
         PredictOption("--prime", "text to start generating from"),
         PredictOption("--words", "words to generate", click.IntRange(min=1), 30),
         PredictOption(
@@ -157,7 +172,15 @@ class Lstm(Model):
     def build(self):
         if self.task == "language_model":
             return language_model_network(self.config, self.spec.num_classes, self.zero_state)
-        return sequence_network(self.config, self.spec, task=self.task, tokens=self.uses_tokens())
+        network = sequence_network(
+            self.config, self.spec, task=self.task, tokens=self.uses_tokens()
+        )
+        return attach_table(network, self.spec) if is_text(self.spec) else network
+
+    def initialize_weights(self) -> str | None:
+        if self.task == "language_model" or not self.uses_tokens():
+            return None
+        return initialize_embeddings(self.network, self.spec, self.config)
 
     def uses_tokens(self) -> bool:
         if self.config.inputs == "auto":
@@ -191,7 +214,8 @@ class Lstm(Model):
         if self.task == "regression":
             return regression_metrics(labels, outputs)
         if self.task == "classification":
-            return classification_metrics(labels, outputs)
+            weights = self.spec.extra.get("class_weights")
+            return classification_metrics(labels, outputs, class_weights=weights)
         vocab = tf.shape(outputs)[-1]
         return classification_metrics(tf.reshape(labels, [-1]), tf.reshape(outputs, [-1, vocab]))
 
@@ -214,6 +238,8 @@ class Lstm(Model):
         )
 
     def serving_functions(self) -> dict:
+        if is_text(self.spec):
+            return text_serving_functions(self)
         if self.task != "language_model":
             return super().serving_functions()
         signature = [
@@ -239,6 +265,8 @@ class Lstm(Model):
         return {"predictions": outputs}
 
     def export_examples(self, dataset, count: int) -> dict:
+        if is_text(self.spec):
+            return text_export_examples(dataset, count)
         if self.task != "language_model":
             return super().export_examples(dataset, count)
         from tftrain.data.text import producer_layout
@@ -297,6 +325,8 @@ class Lstm(Model):
     # --- tftrain predict -----------------------------------------------------------------
 
     def predict(self, request):
+        if is_text(self.spec):
+            return predict_texts(self, request)
         if self.task == "language_model":
             return self.generate_text(request)
         if "series" in self.spec.extra:

@@ -13,6 +13,7 @@ import numpy as np
 
 from tftrain.errors import ConfigError
 from tftrain.lazy import keras, tf
+from tftrain.models.text_networks import token_embedding
 
 
 def initializer(config):
@@ -119,11 +120,8 @@ def sequence_network(config, spec, *, task: str, tokens: bool):
         vocab = len(spec.vocabulary) if spec.vocabulary else config.vocab_size
         if not vocab:
             raise ConfigError("config error: token inputs need a vocabulary; set model.vocab_size")
-        embedding_size = config.embedding_size or config.hidden_size
         layers.append(keras.layers.Lambda(lambda x: tf.cast(x, tf.int32), name="token_ids"))
-        layers.append(
-            keras.layers.Embedding(vocab, embedding_size, mask_zero=True, name="embedding")
-        )
+        layers.append(token_embedding(config, vocab, mask_zero=True))
     elif len(shape) == 1:
         layers.append(keras.layers.Reshape((shape[0], 1), name="steps"))
     elif len(shape) > 2:  # MNIST (28, 28, 1) -> 28 steps of 28 features

@@ -67,3 +67,32 @@ def build_vocabulary(
     if size is not None:
         ranked = ranked[: max(size - len(specials), 0)]
     return list(specials) + ranked
+
+
+def pad_ids(sentences: list[list[str]], vocabulary: list[str], *, unknown: int, length: int):
+    """Token lists -> int32 [len(sentences), length] ids: truncated, padded with 0."""
+    import numpy as np
+
+    index = {token: i for i, token in enumerate(vocabulary)}
+    ids = np.zeros((len(sentences), length), np.int32)
+    for row, sentence in enumerate(sentences):
+        values = [index.get(token, unknown) for token in sentence[:length]]
+        ids[row, : len(values)] = values
+    return ids
+
+
+def vocabulary_table(vocabulary: list[str], *, unknown: int):
+    """A token -> id lookup table (unknown tokens -> `unknown`) for use inside graphs."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int64)
+        ),
+        default_value=tf.constant(unknown, tf.int64),
+    )
+
+
+def texts_to_ids(texts, table, *, lowercase: bool, split_punctuation: bool, length: int):
+    """A 1-D string tensor -> int32 [batch, length] ids, exactly as `pad_ids` lays them out."""
+    tokens = tokenize(texts, lowercase=lowercase, split_punctuation=split_punctuation)
+    ids = tf.ragged.map_flat_values(table.lookup, tokens)
+    return tf.cast(ids.to_tensor(default_value=0, shape=[None, length]), tf.int32)

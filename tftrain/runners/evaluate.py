@@ -44,10 +44,26 @@ def evaluate_run(
     metrics = loop.evaluate(split)
     cap = restored.config.eval.max_batches
     max_examples = cap * loop.setup.eval_batch_size if cap else None
-    metrics.update(
-        restored.model.evaluate_extra(dataset, split, plot=plot, max_examples=max_examples)
-    )
+    extra = restored.model.evaluate_extra(dataset, split, plot=plot, max_examples=max_examples)
+    metrics.update(extra)
+    if restored.model.spec.task == "classification":
+        metrics.update(class_figures(restored.model, dataset, split, loop, cap, plot, extra))
     return {**metrics, "split": split, "step": restored.step, "checkpoint": restored.path}
+
+
+def class_figures(model, dataset, split, loop, max_batches, plot, extra) -> dict:
+    """Macro F1, per-class figures and the confusion matrix (drawn if asked and not drawn)."""
+    from tftrain.plots import draw_confusion
+    from tftrain.runners.classification_report import evaluate_classes
+
+    report = evaluate_classes(
+        model, dataset, split, batch_size=loop.setup.eval_batch_size, max_batches=max_batches
+    )
+    if plot and "plot" not in extra:
+        names = list(report["per_class"])
+        draw_confusion(plot, report["confusion_matrix"], names, title=f"{split}: confusion")
+        report["plot"] = str(plot)
+    return report
 
 
 def listed_checkpoints(directory) -> list[str]:

@@ -113,6 +113,7 @@ class Trainer:
                 quiet=self.quiet,
             )
         else:
+            self._initialize_weights()
             self._warm_start()
             self.keeper.save(0)  # a last good checkpoint exists from the start (NaN rollback)
         self.early_stopping = EarlyStopping(
@@ -195,6 +196,14 @@ class Trainer:
                 )
                 return True
         return False
+
+    def _initialize_weights(self) -> None:
+        """The model's outside initialisation (pretrained embeddings), fresh runs only."""
+        report = self.model.initialize_weights()
+        if report:
+            self.state.start_average_from_weights()
+            say(report, quiet=self.quiet)
+            self.run.write_run(initialized=report)
 
     def _warm_start(self) -> None:
         init_from = self.config.train.init_from
