@@ -29,6 +29,13 @@ def test_configs_lists_every_config_with_its_summary(cli):
         assert summary == path.read_text(encoding="utf-8").splitlines()[0][2:].strip()
 
 
+def test_configs_name_prints_the_file_to_copy(cli):
+    text = cli("configs", "lstm_sine").stdout
+    assert text == (PROJECT / "configs" / "lstm_sine.yaml").read_text(encoding="utf-8")
+    result = cli("configs", "lstm_sin", expect=2)
+    assert "no shipped config named 'lstm_sin'; did you mean 'lstm_sine'?" in result.stderr
+
+
 def test_a_bare_name_is_the_shipped_config(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     by_path = cli("config", "show", PROJECT / "configs" / "mlp_mnist.yaml").stdout

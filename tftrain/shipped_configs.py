@@ -55,9 +55,21 @@ def resolve_config(name) -> Path:
 
 
 @click.command("configs")
-def configs_command():
-    """List the shipped configs; use a NAME wherever a config file goes (tftrain fit NAME)."""
+@click.argument("name", required=False)
+def configs_command(name):
+    """List the shipped configs; with NAME, print that file (to copy and edit).
+
+    A shipped config's name works wherever a config file goes: tftrain fit quickstart.
+    """
     shipped = shipped_configs()
+    if name:
+        path = shipped_config(name)
+        if path is None:
+            guess = nearest(Path(name).stem, shipped)
+            hint = f"; did you mean '{guess}'?" if guess else ""
+            raise ConfigError(f"usage error: no shipped config named {name!r}{hint}")
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
+        return
     width = max(map(len, shipped), default=0) + 2
     for name, path in shipped.items():
         click.echo(f"{name:{width}}{summary(path)}")
