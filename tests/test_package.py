@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import pytest
@@ -18,22 +19,27 @@ TF_CHATTER = ("All log messages before absl::InitializeLog()", "oneDNN custom op
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    """The wheel built from a copy of the tree (so no build/ or egg-info lands in it)."""
-    work = tmp_path_factory.mktemp("build")
-    source = work / "source"
+def source(tmp_path_factory):
+    """A copy of the tree to build from, so no build/ or egg-info lands in the checkout."""
+    copy = tmp_path_factory.mktemp("build") / "source"
     ignored = shutil.ignore_patterns(".*", "runs", "build", "*.egg-info", "__pycache__", "dist")
-    shutil.copytree(PROJECT, source, ignore=ignored, symlinks=True)
+    shutil.copytree(PROJECT, copy, ignore=ignored, symlinks=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def wheel(source):
+    dist = source.parent / "dist"
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation"]
-        + ["--no-index", "-w", str(work / "dist"), str(source)],
+        + ["--no-index", "-w", str(dist), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Deprecat" not in result.stdout + result.stderr, "setuptools warns at build time"
-    (path,) = (work / "dist").glob("tftrain-*.whl")
+    (path,) = dist.glob("tftrain-*.whl")
     return path
 
 
@@ -71,6 +77,21 @@ def test_the_wheel_holds_every_config_and_the_licence(wheel):
     assert "Apache License" in zipfile.ZipFile(wheel).read(licence).decode()
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     assert "License-Expression: Apache-2.0" in metadata.decode()
+
+
+def test_the_sdist_holds_every_config_and_the_licence(source):
+    code = "from setuptools import build_meta; print(build_meta.build_sdist('sdist'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=source, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Deprecat" not in result.stderr, "setuptools warns at build time"
+    with tarfile.open(source / "sdist" / result.stdout.split()[-1]) as archive:
+        names = archive.getnames()
+    configs = sorted(p.name for p in (PROJECT / "configs").glob("*.yaml"))
+    shipped = sorted(n.split("/")[-1] for n in names if "/tftrain/configs/" in n)
+    assert shipped == configs
+    assert any(n.count("/") == 1 and n.endswith("/LICENSE") for n in names)
 
 
 def test_installed_wheel_trains_quickstart_from_an_empty_folder(installed, tmp_path):
