@@ -337,3 +337,15 @@ def test_every_activation_and_initializer_a_config_accepts_is_known_to_keras():
         assert callable(keras.activations.get(name)), name
     for name in typing.get_args(Initializer):
         assert keras.initializers.get(name) is not None, name
+
+
+def test_fit_with_an_escaping_name_touches_nothing(cli, write_config, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for name in ("../../escaped", str(tmp_path / "absolute")):
+        config = write_config(BASE.replace("name: t", f"name: {name}"), name="escape.yaml")
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        check_clean(cli("fit", config, expect=None), 2, "use --run-dir")
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path.parent / "escaped").exists()
