@@ -78,6 +78,11 @@ def test_large_special_and_deep_config_files_are_refused(cli, write_config, tmp_
     check_clean(cli("config", "validate", big, expect=None), 2, "larger than 1 MB")
     zero = write_config(BASE + "include: /dev/zero\n", name="zero.yaml")
     check_clean(cli("config", "validate", zero, expect=None), 2, "/dev/zero is not a regular file")
+    nul = write_config(BASE + 'include: "a\\0b"\n', name="nul.yaml")
+    check_clean(cli("config", "validate", nul, expect=None), 2, "embedded null byte")
+    long = write_config(BASE + f"include: {'x' * 5000}.yaml\n", name="long.yaml")
+    text = check_clean(cli("config", "validate", long, expect=None), 2, "File name too long")
+    assert len(text) < 400
     for index in range(12):  # a chain c0 -> c1 -> ... -> c11
         write_config(
             f"include: c{index + 1}.yaml\n" if index < 11 else "seed: 1\n", f"c{index}.yaml"

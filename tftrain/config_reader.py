@@ -26,14 +26,25 @@ MAX_NESTING = 64
 SAFE_QUOTE = re.compile(r"^(<[a-z ]+>|\\?.)$")
 
 
+def shorten(path) -> str:
+    """A path for an error message: a very long one is cut in the middle."""
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-100:]}"
+
+
+def unreadable(path, error: Exception) -> ConfigError:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return ConfigError(f"config error: cannot read config file {shorten(path)}: {reason}")
+
+
 def read_text(path: Path) -> str:
     """A config file's text, refusing special files and files over MAX_BYTES."""
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ConfigError(f"config error: config file not found: {path}") from None
-    except OSError as error:
-        raise ConfigError(f"config error: cannot read config file {path}: {error}") from None
+        raise ConfigError(f"config error: config file not found: {shorten(path)}") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise unreadable(path, error) from None
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"config error: {path} is not a regular file")
     too_big = ConfigError(
@@ -46,7 +57,7 @@ def read_text(path: Path) -> str:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)  # the file may have grown since stat
     except OSError as error:
-        raise ConfigError(f"config error: cannot read config file {path}: {error}") from None
+        raise unreadable(path, error) from None
     if len(raw) > MAX_BYTES:
         raise too_big
     try:
@@ -153,7 +164,10 @@ def read_with_includes(path: Path, chain: tuple[Path, ...] = (), files: list | N
     Returns (tree, {dotted key: where it was set})."""
     path = Path(path)
     files = [] if files is None else files  # every file read for this config
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError) as error:
+        raise unreadable(path, error) from None
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain, resolved))
         raise ConfigError(f"config error: include cycle: {cycle}")
