@@ -15,6 +15,7 @@ import click
 
 from tftrain import __version__
 from tftrain.errors import ConfigError, TftrainError
+from tftrain.init.command import init_command
 from tftrain.shipped_configs import configs_command
 
 overrides_option = click.option(
@@ -83,6 +84,9 @@ def cli(debug):
 
 def main():
     cli(prog_name="tftrain")
+
+
+cli.add_command(init_command)  # tftrain/init: a config from a data file or folder
 
 
 # --- fit ----------------------------------------------------------------------------------
