@@ -86,9 +86,6 @@ def main():
     cli(prog_name="tftrain")
 
 
-cli.add_command(init_command)  # tftrain/init: a config from a data file or folder
-
-
 # --- fit ----------------------------------------------------------------------------------
 
 
@@ -415,5 +412,6 @@ def data_inspect(source, overrides, grid, augmented, split, count):
 
 
 cli.add_command(configs_command)
+cli.add_command(init_command)  # tftrain/init: a config from a data file or folder
 
 __all__ = ["cli", "main", "ConfigError"]
