@@ -15,6 +15,7 @@ import click
 
 from tftrain import __version__
 from tftrain.errors import ConfigError, TftrainError
+from tftrain.experiments import commands as experiment_commands
 from tftrain.init.command import init_command
 from tftrain.shipped_configs import configs_command
 
@@ -413,5 +414,9 @@ def data_inspect(source, overrides, grid, augmented, split, count):
 
 cli.add_command(configs_command)
 cli.add_command(init_command)  # tftrain/init: a config from a data file or folder
+
+# --- experiments (tftrain/experiments) ------------------------------------------------------
+
+cli.add_command(experiment_commands.runs_command)
 
 __all__ = ["cli", "main", "ConfigError"]

@@ -105,6 +105,8 @@ class Trainer:
     def _fit(self) -> dict:
         resumed = self.keeper.restore_latest(warn=lambda text: say(text, quiet=self.quiet))
         self.run.start(self.config, self.setup, resumed=bool(resumed), quiet=self.quiet)
+        started_at = self.run.read_run().get("started_at") or round(time.time(), 3)
+        self.run.write_run(started_at=started_at)  # the first session's start (`tftrain runs`)
         state = self.state
         if resumed:
             say(
@@ -122,7 +124,7 @@ class Trainer:
         self.has_valid = bool(self.dataset.num_examples("valid"))
         self.guard.reset()
         stopped_early = False
-        started, started_at = time.perf_counter(), time.time()
+        started = time.perf_counter()
         with StopSignal() as stop:
             self.stop = self.loop.stop = stop
             try:
@@ -165,6 +167,7 @@ class Trainer:
             skipped_steps=int(self.guard.skipped.numpy()),
             rollbacks=self.guard.rollbacks,
             train_seconds=round(time.perf_counter() - started, 2),
+            finished_at=round(time.time(), 3),
             final=results,
         )
         return results
