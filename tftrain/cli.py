@@ -418,5 +418,6 @@ cli.add_command(init_command)  # tftrain/init: a config from a data file or fold
 # --- experiments (tftrain/experiments) ------------------------------------------------------
 
 cli.add_command(experiment_commands.runs_command)
+cli.add_command(experiment_commands.sweep_command)
 
 __all__ = ["cli", "main", "ConfigError"]
