@@ -179,3 +179,100 @@ def test_balanced_class_weights_scale_the_loss(tmp_path):
     assert float(plain["loss"][0]) == pytest.approx(losses.sum(), rel=1e-5)
     assert float(weighted["loss"][0]) == pytest.approx((losses * weights).sum(), rel=1e-5)
     assert float(weighted["accuracy"][0]) == float(plain["accuracy"][0])
+
+
+def fit_and_restore(folder, config: dict):
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = tftrain("fit", path, "--run-dir", folder / "run")
+    from tftrain.runners.restore import restore_run
+
+    return result, restore_run(folder / "run").model
+
+
+def test_kim_cnn_learns_the_tiny_problem_and_serves_strings(tmp_path):
+    write_reviews(tmp_path / "reviews.tsv", 320, seed=1)
+    config = text_config(tmp_path / "reviews.tsv")
+    config["model"] = {"type": "cnn", "preset": "kim2014", "num_filters": 8, "embedding_dim": 12}
+    config["train"]["epochs"] = 3
+    _, model = fit_and_restore(tmp_path, config)
+    layers = {layer.name: layer for layer in model.network.layers}
+    for width in (3, 4, 5):  # parallel convolutions over the embeddings, max over time
+        assert tuple(layers[f"conv_{width}"].kernel.shape) == (width, 12, 8)
+        assert f"max_over_time_{width}" in layers
+    metrics = json.loads(tftrain("eval", tmp_path / "run", "--json").stdout)
+    assert metrics["accuracy"] >= 0.95 and metrics["macro_f1"] >= 0.95
+    output = tftrain("predict", tmp_path / "run", "--text", "awful, terrible plot").stdout
+    assert output.splitlines()[1].split(",")[1] == "neg"
+    assert "reloaded export matches" in tftrain("export", tmp_path / "run").stdout
+
+
+def test_embeddings_from_a_vectors_file_are_found_and_stay_frozen(tmp_path):
+    write_reviews(tmp_path / "reviews.tsv", 120, seed=2)
+    rng = np.random.default_rng(0)
+    words = ["Great", "bad", "movie", "notinthetexts"]  # "Great" matches "great" lower-cased
+    vectors = rng.normal(size=(4, 6)).astype(np.float32)
+    lines = [f"{len(words)} 6"] + [
+        f"{w} {' '.join(f'{v:.6f}' for v in row)}" for w, row in zip(words, vectors, strict=True)
+    ]
+    (tmp_path / "vectors.txt").write_text("\n".join(lines) + "\n")
+    config = text_config(tmp_path / "reviews.tsv")
+    config["model"].pop("embedding_dim")
+    config["model"]["embeddings"] = {"from": str(tmp_path / "vectors.txt"), "trainable": False}
+    config["train"]["epochs"] = 1
+    result, model = fit_and_restore(tmp_path, config)
+    vocabulary = model.spec.vocabulary
+    expected = f"embeddings: 3 of {len(vocabulary) - 2} vocabulary words found"
+    assert expected in result.stderr + result.stdout
+    matrix = model.network.get_layer("embedding").embeddings.numpy()
+    assert matrix.shape == (len(vocabulary), 6)  # the width of the vectors
+    for word, row in (("great", 0), ("bad", 1), ("movie", 2)):
+        np.testing.assert_allclose(matrix[vocabulary.index(word)], vectors[row], atol=1e-6)
+    np.testing.assert_array_equal(matrix[0], 0.0)  # padding
+    config["model"]["embedding_dim"] = 8
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    error = tftrain("fit", tmp_path / "config.yaml", "--run-dir", tmp_path / "other", expect=2)
+    assert "vectors in" in error.stderr and "have 6" in error.stderr
+
+
+def test_embeddings_from_a_word2vec_run(tmp_path):
+    w2v = {
+        "name": "w2v",
+        "seed": 0,
+        "model": {"type": "word2vec", "embedding_size": 10, "kernel": "graph"},
+        "data": {"type": "grouped_words", "groups": 2, "words_per_group": 4, "sentences": 200},
+        "train": {
+            "batch_size": 64,
+            "epochs": 1,
+            "optimizer": {"name": "sgd", "learning_rate": 0.025},
+        },
+        "summaries": {"enabled": False},
+    }
+    (tmp_path / "w2v.yaml").write_text(yaml.safe_dump(w2v))
+    tftrain("fit", tmp_path / "w2v.yaml", "--quiet", "--run-dir", tmp_path / "w2v")
+    from tftrain.runners.restore import restore_run
+
+    source = restore_run(tmp_path / "w2v").model
+    known = [w for w in source.spec.vocabulary if w[-1].isdigit()][:4]
+    rng = random.Random(0)
+    lines = [f"{i % 2}\t{rng.choice(known)} {known[i % 2]} unknownword\n" for i in range(60)]
+    (tmp_path / "texts.tsv").write_text("".join(lines))
+    config = text_config(tmp_path / "texts.tsv")
+    config["model"].pop("embedding_dim")
+    config["model"]["embeddings"] = {"from": str(tmp_path / "w2v"), "trainable": False}
+    config["train"]["epochs"] = 1
+    result, model = fit_and_restore(tmp_path, config)
+    vocabulary = model.spec.vocabulary
+    found = [w for w in vocabulary[2:] if w in source.spec.vocabulary]
+    assert len(found) >= 2 and "unknownword" in vocabulary
+    assert set(found) == set(known) - {w for w in known if w not in vocabulary}
+    assert f"embeddings: {len(found)} of {len(vocabulary) - 2} vocabulary" in (
+        result.stderr + result.stdout
+    )
+    matrix = model.network.get_layer("embedding").embeddings.numpy()
+    for word in found:
+        np.testing.assert_allclose(
+            matrix[vocabulary.index(word)],
+            source.vectors()[source.spec.vocabulary.index(word)],
+            atol=1e-6,
+        )

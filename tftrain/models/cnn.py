@@ -8,7 +8,7 @@ The network is `[conv -> (batch norm) -> activation -> pool] x N -> flatten ->
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from tftrain.data.base import DataSpec
 from tftrain.errors import ConfigError
@@ -21,6 +21,15 @@ from tftrain.models.base import (
     PredictRequest,
     classification_metrics,
     classification_outputs,
+)
+from tftrain.models.text_networks import check_embeddings, initialize_embeddings, kim_network
+from tftrain.models.text_serving import (
+    TEXT_OPTION,
+    attach_table,
+    is_text,
+    predict_texts,
+    text_export_examples,
+    text_serving_functions,
 )
 from tftrain.registry import models
 from tftrain.schema import FieldError, limits
@@ -76,6 +85,15 @@ class CnnConfig(ModelConfig):
             "dropout": 0.5,
             "batch_norm": False,
         },
+        # Kim (2014), "Convolutional Neural Networks for Sentence Classification" (CNN-rand):
+        # parallel convolutions of widths 3, 4, 5 with 100 filters each over word embeddings,
+        # max over time, dropout 0.5. Used on text_classification data.
+        "kim2014": {
+            "filter_sizes": [3, 4, 5],
+            "num_filters": 100,
+            "embedding_dim": 128,
+            "dropout": 0.5,
+        },
     }
 
     preset: str | None = None
@@ -94,8 +112,18 @@ class CnnConfig(ModelConfig):
     dense_activation: Activation = "relu"
     dropout: float = field(default=0.5, metadata=limits(ge=0, lt=1))
     kernel_initializer: Initializer = "glorot_uniform"
+    # Text data (Kim 2014): the image keys above do not apply.
+    filter_sizes: tuple[int, ...] = (3, 4, 5)
+    num_filters: int = field(default=100, metadata=limits(ge=1))
+    embedding_dim: int = field(default=128, metadata=limits(ge=1))
+    embeddings: dict[str, Any] | None = None  # {from: RUN_DIR | vectors file, trainable: bool}
 
     def __post_init__(self):
+        check_embeddings(self.embeddings)
+        if not self.filter_sizes or any(width < 1 for width in self.filter_sizes):
+            raise FieldError(
+                "filter_sizes", f"must be widths of at least 1, got {self.filter_sizes}"
+            )
         if not self.filters:
             raise FieldError("filters", "needs at least one conv layer, e.g. [32, 64]")
         for name in ("filters", "kernel_size", "strides"):
@@ -126,11 +154,12 @@ class ConvNet(Model):
     """LeNet-5 style convolutional classifier for image-shaped data (H, W, C)."""
 
     Config = CnnConfig
-    description = "convolutional network; presets lenet5, lenet5_original, deep_mnist"
+    description = "convolutional network; presets lenet5, lenet5_original, deep_mnist, kim2014"
     tasks = frozenset({"classification"})
+    predict_options = (*Model.predict_options, TEXT_OPTION)
 
     def __init__(self, config, spec: DataSpec):
-        if len(spec.input_shape) not in (2, 3):
+        if not is_text(spec) and len(spec.input_shape) not in (2, 3):
             raise ConfigError(
                 f"config error: model 'cnn' needs image-shaped inputs (height, width, channels), "
                 f"but the data gives shape {list(spec.input_shape)}; set data.flatten: false "
@@ -139,6 +168,8 @@ class ConvNet(Model):
         super().__init__(config, spec)
 
     def build(self):
+        if is_text(self.spec):
+            return attach_table(kim_network(self.config, self.spec), self.spec)
         config = self.config
         shape = tuple(self.spec.input_shape)
         layers = [keras.Input(shape, name="image")]
@@ -203,8 +234,14 @@ class ConvNet(Model):
                 f"config error: the cnn layers do not fit input shape {list(shape)}: {error}"
             ) from None
 
+    def initialize_weights(self) -> str | None:
+        if not is_text(self.spec):
+            return None
+        return initialize_embeddings(self.network, self.spec, self.config)
+
     def losses_and_metrics(self, labels, outputs):
-        return classification_metrics(labels, outputs)
+        weights = self.spec.extra.get("class_weights")
+        return classification_metrics(labels, outputs, class_weights=weights)
 
     def serving_outputs(self, outputs):
         return classification_outputs(outputs)
@@ -273,6 +310,8 @@ class ConvNet(Model):
         """Top-k classes for image files and folders; NPZ/NPY/CSV go to the base reader."""
         from tftrain.preprocessing.images import is_image_path
 
+        if is_text(self.spec):
+            return predict_texts(self, request)
         if not request.inputs or not any(is_image_path(path) for path in request.inputs):
             return super().predict(request)
         from tftrain.models.image_serving import predict_images
@@ -282,6 +321,9 @@ class ConvNet(Model):
     def serving_functions(self) -> dict:
         from tftrain.models.image_serving import encoded_image_signature
 
+        if is_text(self.spec):
+            return text_serving_functions(self)
+
         return {**super().serving_functions(), **encoded_image_signature(self)}
 
     def evaluate_extra(self, dataset, split, *, plot=None, max_examples=None) -> dict:
@@ -289,6 +331,9 @@ class ConvNet(Model):
 
     def export_examples(self, dataset, count: int) -> dict:
         import numpy as np
+
+        if is_text(self.spec):
+            return text_export_examples(dataset, count)
 
         for split in ("test", "valid", "train"):
             if dataset.num_examples(split):
