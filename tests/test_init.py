@@ -229,11 +229,14 @@ def test_jsonl_texts(cli, tmp_path):
     lines = [json.dumps({"id": i, "body": sentence(rng), "stars": int(i % 3)}) for i in range(60)]
     path = tmp_path / "reviews.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    text, config = init(cli, path, "--model", "cnn")
+    text, config = init(cli, path)
     check_header(text, "text_classification")
     assert (config["data"]["text_field"], config["data"]["label_field"]) == ("body", "stars")
-    assert config["model"] == {"type": "cnn", "preset": "kim2014"}
+    assert config["model"]["type"] == "lstm"
     check_agreed_or_runs(cli, tmp_path, text, config)
+    _, config = init(cli, path, "--model", "cnn")
+    assert config["model"] == {"type": "cnn", "preset": "kim2014"}  # agreed: Kim (2014)
+    init(cli, path, "--model", "linear", expect=2)
 
 
 def test_folder_of_texts(cli, tmp_path):
@@ -255,7 +258,7 @@ def test_dated_values_are_a_forecast(cli, tmp_path):
     text, config = init(cli, path)
     check_header(text, "forecasting")
     assert config["data"] | {"time_column": "Date", "target": "Temp", "season": 365} == (
-        config["data"] | {"type": "series_csv", "window": 3}
+        config["data"] | {"type": "series_csv", "window": 2}
     )
     assert config["model"]["type"] == "lstm"
     check_agreed_or_runs(cli, tmp_path, text, config)

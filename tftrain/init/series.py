@@ -67,7 +67,8 @@ def forecasting(table: Table, options, name: str) -> Proposal:
     others = [c.name for c in table.columns if c not in (time, target)]
     season, meaning = season_of(time)
     rows = table.rows
-    window = 30 if rows >= 300 else max(2, rows // 10)
+    # 30 past values, fewer when the valid part (10%) could not hold one window and its target.
+    window = max(1, min(30, int(0.1 * rows) - 1))
     gaps = target.missing
     return Proposal(
         summary=f"Forecast of {target.name} in {table.path.name} from its last {window} values",
