@@ -99,13 +99,26 @@ def main():
 @gpus_option
 @click.option("--workers", metavar="HOST:PORT,...", help="multi_worker: every worker (TF_CONFIG).")
 @click.option("--worker-index", type=click.IntRange(min=0), help="multi_worker: this worker.")
+@click.option("--cluster", type=click.Choice(["slurm", "tf_config"]), help="Sets device.cluster.")
 @click.option(
     "--extra-epochs",
     type=click.IntRange(min=1),
     help="Extend a finished run by N epochs beyond where it stopped.",
 )
-def fit(config_file, overrides, run_dir, quiet, smoke, gpus, workers, worker_index, extra_epochs):
+def fit(
+    config_file,
+    overrides,
+    run_dir,
+    quiet,
+    smoke,
+    gpus,
+    workers,
+    worker_index,
+    cluster,
+    extra_epochs,
+):
     """Train the model a config describes; resumes if the run directory has checkpoints."""
+    from tftrain.cluster import join_cluster
     from tftrain.config import load_config
     from tftrain.data.base import check_input_paths
     from tftrain.devices import command_line_overrides
@@ -113,6 +126,8 @@ def fit(config_file, overrides, run_dir, quiet, smoke, gpus, workers, worker_ind
     overrides = command_line_overrides(
         overrides, gpus=gpus, workers=workers, worker_index=worker_index
     )
+    if cluster:
+        overrides.append(f"device.cluster={cluster}")
     config = load_config(config_file, overrides)
     check_input_paths(config.data)  # before TensorFlow loads: missing data is a quick exit 2
     if extra_epochs:
@@ -132,7 +147,7 @@ def fit(config_file, overrides, run_dir, quiet, smoke, gpus, workers, worker_ind
     from tftrain.runners import make_trainer
 
     run_dir = run_dir or str(Path("runs") / config.name)
-    results = make_trainer(config, run_dir, quiet=quiet).fit()
+    results = make_trainer(join_cluster(config), run_dir, quiet=quiet).fit()
     click.echo(f"run directory: {run_dir}")
     for split, metrics in results.items():
         click.echo(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))

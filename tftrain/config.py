@@ -156,6 +156,9 @@ class DeviceConfig:
     strategy: Literal["default", "one_device", "mirrored", "multi_worker", "parameter_server"] = (
         "default"
     )
+    # Where a multi-worker cluster comes from (tftrain/cluster.py): auto = TF_CONFIG if set.
+    cluster: Literal["auto", "none", "tf_config", "slurm"] = "auto"
+    cluster_port: int = field(default=8888, metadata=limits(ge=1, le=65535))
     jit_compile: bool = False
 
     def __post_init__(self):  # see tftrain/devices.py and docs/devices.md
