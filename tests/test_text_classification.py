@@ -276,3 +276,11 @@ def test_embeddings_from_a_word2vec_run(tmp_path):
             source.vectors()[source.spec.vocabulary.index(word)],
             atol=1e-6,
         )
+
+
+def test_models_cnn_describes_the_kim2014_text_network(cli):
+    text = cli("models", "cnn", "--set", "preset=kim2014", "--set", "max_length=50").stdout
+    assert "input [50], 10 classes" in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[2:]}
+    assert rows["conv_5"][1:] == ["Conv1D", "(46,", "100)", "64,100"]  # 5 x 128 x 100 + 100
+    assert rows["embedding"][1:] == ["Embedding", "(50,", "128)", "2,560,000"]

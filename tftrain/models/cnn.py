@@ -35,6 +35,7 @@ from tftrain.registry import models
 from tftrain.schema import FieldError, limits
 
 LAYER_KEYS = ("kernel_size", "strides", "padding", "pooling")
+TEXT_PRESETS = ("kim2014",)  # for text_classification data
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,8 @@ class ConvNet(Model):
         """(layer name, layer kind, output shape, parameter count) for every layer."""
         rows = []
         for layer in self.network.layers:
+            if isinstance(layer, keras.layers.InputLayer):  # functional (text) networks list it
+                continue
             shape = tuple(layer.output.shape[1:])
             rows.append((layer.name, type(layer).__name__, shape, int(layer.count_params())))
         return rows
@@ -260,7 +263,8 @@ class ConvNet(Model):
         rows = self.layer_table()
         input_shape = tuple(self.spec.input_shape)
         lines = [f"{'layer':18} {'kind':20} {'output shape':16} {'parameters':>10}"]
-        lines.append(f"{'image':18} {'Input':20} {str(input_shape):16} {0:>10,}")
+        source = "ids" if is_text(self.spec) else "image"
+        lines.append(f"{source:18} {'Input':20} {str(input_shape):16} {0:>10,}")
         for name, kind, shape, params in rows:
             lines.append(f"{name:18} {kind:20} {str(shape):16} {params:>10,}")
         total = sum(row[3] for row in rows)
@@ -272,14 +276,16 @@ class ConvNet(Model):
         """Layer tables for `tftrain models cnn [--set KEY=VALUE ...]`.
 
         Keys are model keys (`preset=lenet5`, `dense_units=[256]`) plus `input_shape=[H,W,C]`
-        and `num_classes=N` (default 28x28x1 and 10, MNIST). Without `preset` every preset
+        and `num_classes=N` (default 28x28x1 and 10, MNIST); text presets (kim2014) take
+        `max_length=N` and `vocab_size=N` (default 200, 20000). Without `preset` every preset
         is shown.
         """
         import yaml
 
         from tftrain.schema import Sources, build
 
-        raw, data = {}, {"input_shape": [28, 28, 1], "num_classes": 10}
+        data = {"input_shape": [28, 28, 1], "num_classes": 10, "max_length": 200}
+        raw, data = {}, {**data, "vocab_size": 20000}
         for override in overrides:
             key, sep, text = override.partition("=")
             key = key.strip().removeprefix("model.")
@@ -294,14 +300,24 @@ class ConvNet(Model):
             input_shape=tuple(int(v) for v in data["input_shape"]),
             num_classes=int(data["num_classes"]),
         )
+        words = ["<pad>", "<unk>"] + [f"w{i}" for i in range(int(data["vocab_size"]) - 2)]
+        text_spec = DataSpec(
+            task="classification",
+            input_shape=(int(data["max_length"]),),
+            input_dtype="int32",
+            num_classes=int(data["num_classes"]),
+            vocabulary=words,
+            extra={"text": {"lowercase": True, "split_punctuation": True}},
+        )
         presets = [raw["preset"]] if raw.get("preset") else [*CnnConfig.PRESETS, None]
         blocks = []
         for preset in presets:
             tree = {**raw, "type": "cnn", **({"preset": preset} if preset else {})}
             config = build(CnnConfig, tree, "model", Sources({}, "tftrain models --set"))
             title = f"preset {preset}" if preset else "no preset (the defaults)"
-            where = f"input {list(spec.input_shape)}, {spec.num_classes} classes"
-            blocks.append(f"cnn, {title}; {where}\n{cls(config, spec).describe_text()}")
+            shown = text_spec if preset in TEXT_PRESETS else spec
+            where = f"input {list(shown.input_shape)}, {shown.num_classes} classes"
+            blocks.append(f"cnn, {title}; {where}\n{cls(config, shown).describe_text()}")
         return "\n\n".join(blocks)
 
     # --- predict and serving on images ---------------------------------------------------
