@@ -224,7 +224,6 @@ def eval_command(run_dir, split, checkpoint, as_json, plot, watch, timeout, quie
         run_dir,
         split=split,
         checkpoint=checkpoint,
-        quiet=quiet or as_json,
         plot=plot,
         overrides=overrides,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tftrain import devices
 from tftrain.lazy import tf
+from tftrain.runners import checkpoint_files
 from tftrain.runners.checkpoints import CheckpointKeeper
 from tftrain.runners.progress import say
 from tftrain.runners.rundir import RunDir
@@ -81,21 +82,12 @@ class WorkerCheckpointKeeper(CheckpointKeeper):
     save under MultiWorkerMirroredStrategy) and resumes from the chief's checkpoints."""
 
     def __init__(self, checkpoint, *, shared_dir: Path, **kwargs):
-        super().__init__(checkpoint, **kwargs)
-        self.shared = tf.train.CheckpointManager(
-            checkpoint, str(shared_dir), max_to_keep=1, checkpoint_name="ckpt"
-        )  # only read: this worker never saves into the chief's directory
+        super().__init__(checkpoint, repair=False, **kwargs)
+        self.read_dir = Path(shared_dir)  # only read: never saves into the chief's directory
 
     @property
     def latest_path(self) -> str | None:
-        return self.shared.latest_checkpoint
-
-    def restore_latest(self, warn=None) -> str | None:
-        own, self.latest = self.latest, self.shared
-        try:
-            return super().restore_latest(warn)
-        finally:
-            self.latest = own
+        return (checkpoint_files.on_disk(self.read_dir) or [None])[-1]
 
 
 def worker_outputs(config, run_dir, checkpoint, *, quiet: bool, owner):

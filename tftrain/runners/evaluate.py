@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from tftrain.errors import ConfigError, TftrainError
+from tftrain.runners import checkpoint_files
 from tftrain.runners.rundir import RunDir
 
 
-def evaluation(run_dir, *, checkpoint="latest", overrides=(), quiet=True):
+def evaluation(run_dir, *, checkpoint="latest", overrides=()):
     """(restored run, its data, an `EpochLoop` that evaluates it)."""
     from tftrain.registry import build_dataset
     from tftrain.runners.epoch import EpochLoop
     from tftrain.runners.restore import restore_run
     from tftrain.runners.setup import RunSetup
 
-    restored = restore_run(run_dir, checkpoint, overrides=overrides, quiet=quiet)
+    restored = restore_run(run_dir, checkpoint, overrides=overrides)
     dataset = build_dataset(restored.config)
     setup = RunSetup.for_evaluation(restored.config, dataset, restored.state)
     return restored, dataset, EpochLoop(setup)
@@ -27,7 +27,6 @@ def evaluate_run(
     *,
     split: str = "test",
     checkpoint: str = "latest",
-    quiet=False,
     plot=None,
     overrides=(),
 ) -> dict:
@@ -36,9 +35,7 @@ def evaluate_run(
     `overrides` change evaluation-time keys, e.g. the PTB tutorial's test model:
     `eval.batch_size=1`, `data.eval_num_steps=1`.
     """
-    restored, dataset, loop = evaluation(
-        run_dir, checkpoint=checkpoint, overrides=overrides, quiet=quiet
-    )
+    restored, dataset, loop = evaluation(run_dir, checkpoint=checkpoint, overrides=overrides)
     if not dataset.num_examples(split):
         raise ConfigError(f"usage error: this run's dataset has no {split!r} split")
     metrics = loop.evaluate(split)
@@ -66,16 +63,6 @@ def class_figures(model, dataset, split, loop, max_batches, plot, extra) -> dict
     return report
 
 
-def listed_checkpoints(directory) -> list[str]:
-    """Complete checkpoints a CheckpointManager has recorded, oldest first."""
-    from tftrain.lazy import tf
-
-    state = tf.train.get_checkpoint_state(str(directory))
-    if state is None:
-        return []
-    return [p for p in state.all_model_checkpoint_paths if Path(f"{p}.index").exists()]
-
-
 def watch_run(run_dir, *, split="valid", timeout=600.0, poll=1.0, quiet=False):
     """Evaluate each new checkpoint as training writes it (the tutorials' separate eval job).
 
@@ -94,7 +81,7 @@ def watch_run(run_dir, *, split="valid", timeout=600.0, poll=1.0, quiet=False):
     last_new = time.monotonic()
     try:
         while True:
-            fresh = [p for p in listed_checkpoints(run.checkpoints) if p not in seen]
+            fresh = [p for p in checkpoint_files.listed_complete(run.checkpoints) if p not in seen]
             for path in fresh:
                 seen.add(path)
                 try:

@@ -19,6 +19,7 @@ import numpy as np
 
 from tftrain.errors import ConfigError, ExportError
 from tftrain.lazy import tf
+from tftrain.runners.export_target import MANIFEST, check_target, sidecar
 from tftrain.runners.progress import say
 from tftrain.runners.rundir import RunDir
 from tftrain.schema import nearest
@@ -221,7 +222,7 @@ def check_export(run_dir, export_dir, *, checkpoint=None) -> dict:
     from tftrain.runners.restore import restore_run
 
     export_dir = Path(export_dir)
-    info_file = export_dir / "tftrain_export.json"
+    info_file = export_dir / MANIFEST
     if not info_file.exists():
         raise ConfigError(
             f"usage error: {export_dir} is not a tftrain export (no {info_file.name})"
@@ -258,6 +259,8 @@ def export_run(
     from tftrain.runners.restore import restore_run
 
     run = RunDir(run_dir)
+    out = Path(out) if out else run.export / format_name
+    check_target(out, format_name, force=force)  # before the slow restore, and before writing
     restored = restore_run(run_dir, checkpoint)
     config, model = restored.config, restored.model
     checkpoint_path, step = restored.path, restored.step
@@ -269,9 +272,6 @@ def export_run(
             f"usage error: unknown export format {format_name!r} for a {config.model.type} "
             f"model; valid: {', '.join(sorted(formats))}.{hint}"
         )
-    out = Path(out) if out else run.export / format_name
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ConfigError(f"usage error: {out} already exists; pass --force to replace it")
     context = ExportContext(
         model=model,
         config=config,
@@ -286,12 +286,17 @@ def export_run(
         report = formats[format_name](staging, context)
         info = {"format": format_name, "checkpoint": checkpoint_path, "step": step, **report}
         written = list(staging.iterdir())
-        # A one-file format asked for as a file (--out vectors.txt) is that file, not a folder.
+        # A one-file format asked for as a file (--out vectors.txt) is that file, not a folder;
+        # its manifest sits beside it.
         as_file = len(written) == 1 and written[0].is_file() and written[0].suffix == out.suffix
-        if not as_file:
-            (staging / "tftrain_export.json").write_text(json.dumps(info, indent=1, default=str))
-        if out.exists():
+        if out.is_symlink():
+            out.unlink()  # the link only, never what it points at
+        elif out.exists():
+            check_target(out, format_name, force=force)  # still an export of this format?
             shutil.rmtree(out) if out.is_dir() else out.unlink()
+        sidecar(out).unlink(missing_ok=True)
+        manifest = sidecar(out) if as_file else staging / MANIFEST
+        manifest.write_text(json.dumps(info, indent=1, default=str))
         (written[0] if as_file else staging).rename(out)
     finally:
         if staging.exists():

@@ -44,7 +44,7 @@ class Restored:
         self.path = path
 
 
-def restore_run(run_dir, checkpoint: str = "latest", *, overrides=(), quiet=True) -> Restored:
+def restore_run(run_dir, checkpoint: str = "latest", *, overrides=()) -> Restored:
     """Rebuild the run's model and state and restore `checkpoint` (latest, best or a path)."""
     run = RunDir(run_dir)
     config = run.load_config(overrides)
@@ -56,11 +56,16 @@ def restore_run(run_dir, checkpoint: str = "latest", *, overrides=(), quiet=True
     # The schedule is built as in training; the recorded steps per epoch keep its shape.
     steps_per_epoch = run.read_run().get("steps_per_epoch") or 1
     state = RunState(config, model, steps_per_epoch=steps_per_epoch)
+    # Read only: damaged files are named, never moved; the state file is never rewritten.
     keeper = CheckpointKeeper(
-        state.checkpoint, latest_dir=run.checkpoints, best_dir=run.best, max_to_keep=1
+        state.checkpoint,
+        latest_dir=run.checkpoints,
+        best_dir=run.best,
+        max_to_keep=1,
+        repair=False,
     )
     if checkpoint == "latest":
-        path = keeper.restore_latest(warn=lambda text: say(text, quiet=quiet))
+        path = keeper.restore_latest(warn=say)  # warnings even when quiet: they name damage
         if path is None:
             raise ConfigError(f"usage error: no checkpoint in {run.checkpoints}; has `fit` run?")
     else:

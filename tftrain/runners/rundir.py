@@ -113,6 +113,44 @@ class RunDir:
             precision=setup.state.precision,
         )
 
+    def check_writable(self) -> None:
+        """Every folder and file `fit` writes can be written: checked before training starts,
+        so a read-only or broken run directory fails at once, naming the path."""
+        import os
+        import tempfile
+
+        folders = [self.path, self.checkpoints, self.best, self.logs]
+        folders += [self.logs / "train", self.logs / "valid"]
+        files = [self.config_file, self.spec_file, self.run_file, self.metrics_file]
+        for path in folders + files:
+            if path.is_symlink() and not path.exists():
+                problem = "is a dangling symbolic link"
+            elif not path.exists():
+                continue  # made later, inside a folder checked here
+            elif path in folders and not path.is_dir():
+                problem = "is not a folder"
+            elif path in files and (path.is_dir() or not os.access(path, os.W_OK)):
+                problem = "is not a writable file"
+            else:
+                problem = None
+                if path.is_dir():
+                    try:  # os.access says yes to root even on a read-only file system
+                        tempfile.TemporaryFile(dir=path, prefix=".tftrain-write-check-").close()
+                    except OSError as error:
+                        problem = f"cannot be written ({error.strerror})"
+            if problem:
+                raise TftrainError(
+                    f"{path} {problem}; training did not start. Fix its permissions or use "
+                    f"another --run-dir."
+                )
+
+    def mark_failed(self, error: BaseException) -> None:
+        """run.json says "failed" and why (best effort: the folder may be what failed)."""
+        try:
+            self.write_run(status="failed", failure=failure_reason(error))
+        except OSError:
+            pass
+
     def write_run(self, **fields) -> None:
         """Update run.json: versions, seed, config hash, devices, status."""
         record = self.read_run()
@@ -120,6 +158,14 @@ class RunDir:
         temporary = self.run_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
         temporary.replace(self.run_file)
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a run failed."""
+    lines = str(error).splitlines()
+    if isinstance(error, TftrainError):
+        return lines[0] if lines else type(error).__name__
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def versions() -> dict:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tftrain import devices
-from tftrain.errors import ConfigError, TrainingError
+from tftrain.errors import ConfigError
 from tftrain.lazy import keras, tf
 from tftrain.registry import build_dataset, build_model
 from tftrain.runners import precision
+from tftrain.runners.data_checks import check_batch_size, check_split_shapes
 from tftrain.runners.progress import say
 from tftrain.runners.run_state import RunState
 
@@ -80,6 +81,8 @@ def prepare(config, *, quiet: bool = False, for_training: bool = True, make_stra
     policy = precision.set_policy(train)  # before the model builds its layers
     dataset = build_dataset(config)
     spec = dataset.spec()
+    check_batch_size(dataset, train.batch_size)
+    check_split_shapes(dataset, config.data)
     # Model, optimizer and checkpointed variables live under the strategy; the default
     # strategy's scope costs nothing.
     with strategy.scope():
@@ -87,10 +90,6 @@ def prepare(config, *, quiet: bool = False, for_training: bool = True, make_stra
     batch_size = train.batch_size
     drop_remainder = model.needs_fixed_batch
     steps_per_epoch = dataset.steps("train", batch_size, drop_remainder=drop_remainder)
-    if steps_per_epoch == 0:
-        raise TrainingError(
-            f"the training split has fewer examples than one batch (train.batch_size={batch_size})"
-        )
     state = RunState(
         config, model, steps_per_epoch=steps_per_epoch, policy=policy, strategy=strategy
     )

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from tftrain.config import with_overrides
-from tftrain.errors import TftrainError, TrainingError
+from tftrain.errors import ConfigError, TftrainError, TrainingError
 
 FIRST_STEPS = 3
 MORE_STEPS = 2
@@ -40,6 +40,13 @@ def smoke_test(config, run_dir=None, *, quiet=True):
     from tftrain.runners.evaluate import evaluate_run
     from tftrain.runners.export import export_run
 
+    if run_dir is not None and Path(run_dir).exists():
+        if not Path(run_dir).is_dir() or any(Path(run_dir).iterdir()):
+            # Smoke rewrites config.yaml and run.json with its own few-step settings.
+            raise ConfigError(
+                f"usage error: --smoke never touches an existing run or folder, and {run_dir} "
+                f"is not empty; give a new --run-dir, or none (a temporary directory)"
+            )
     with contextlib.ExitStack() as stack:
         if run_dir is None:
             run_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tftrain-smoke-"))
@@ -66,7 +73,7 @@ def smoke_test(config, run_dir=None, *, quiet=True):
 
             stage = "eval"
             split = "test" if trainer.dataset.num_examples("test") else "valid"
-            metrics = evaluate_run(run_dir, split=split, quiet=True)
+            metrics = evaluate_run(run_dir, split=split)
             shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
             yield f"smoke: eval ok ({split}: {shown})"
 

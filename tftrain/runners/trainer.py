@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from tftrain.errors import TftrainError, TrainingError
+from tftrain.errors import TrainingError
 from tftrain.lazy import tf
 from tftrain.runners.checkpoints import CheckpointKeeper
 from tftrain.runners.distributed import ReplicatedStep, worker_outputs
@@ -23,11 +23,17 @@ from tftrain.runners.epoch import EpochLoop, mean_metrics
 from tftrain.runners.hparams import write_hparams
 from tftrain.runners.numerics import NonFiniteGuard, RollbackRequested, numerics_culprit
 from tftrain.runners.progress import Progress, say
-from tftrain.runners.rundir import RunDir
+from tftrain.runners.rundir import RunDir, failure_reason
 from tftrain.runners.setup import prepare
 from tftrain.runners.step import make_step
 from tftrain.runners.stopping import EarlyStopping, Interrupted, StopSignal, better
 from tftrain.runners.summaries import SummaryLog
+
+
+def io_error(error: BaseException) -> bool:
+    """TensorFlow's own errors for files it cannot write or find, or a full disk."""
+    kinds = (tf.errors.PermissionDeniedError, tf.errors.NotFoundError)
+    return isinstance(error, (*kinds, tf.errors.ResourceExhaustedError))
 
 
 class Trainer:
@@ -52,6 +58,7 @@ class Trainer:
         if worker:  # a non-chief multi-worker process writes only to a temporary directory
             self.run, self.keeper, self.summaries = worker
         self.stop = None
+        self.started = False  # run.json says "running": a failure from here on is recorded
 
     def _make_step(self):
         step = make_step(self.state, self.config)
@@ -87,8 +94,18 @@ class Trainer:
     def fit(self) -> dict:
         """Train to the end, resuming from the latest checkpoint; returns the final metrics."""
         self.run.create()
+        self.run.check_writable()  # before an epoch of work is done, not after
         with self.run.lock(), self._numeric_checks():
-            return self._fit()
+            try:
+                return self._fit()
+            except Interrupted:
+                raise
+            except BaseException as error:  # the one place a started run is marked failed
+                if self.started:
+                    self.run.mark_failed(error)
+                if io_error(error):
+                    raise TrainingError(f"training stopped: {failure_reason(error)}") from None
+                raise
 
     @contextlib.contextmanager
     def _numeric_checks(self):
@@ -107,6 +124,7 @@ class Trainer:
         self.run.start(self.config, self.setup, resumed=bool(resumed), quiet=self.quiet)
         started_at = self.run.read_run().get("started_at") or round(time.time(), 3)
         self.run.write_run(started_at=started_at)  # the first session's start (`tftrain runs`)
+        self.started = True
         state = self.state
         if resumed:
             say(
@@ -130,22 +148,16 @@ class Trainer:
             try:
                 stopped_early = self._train_to_the_end()
             except tf.errors.InvalidArgumentError as error:
-                self.summaries.close()
                 if "Tensor had" not in str(error):  # not a check_numerics report
                     raise
-                self.run.write_run(status="failed", failure="check_numerics")
                 raise TrainingError(
                     f"train.check_numerics found a NaN or Inf at step "
                     f"{int(state.step.numpy()) + 1}; first op with a NaN or Inf output: "
                     f"{numerics_culprit(str(error))}. The last good checkpoint is "
                     f"{self.keeper.latest_path}."
                 ) from None
-            except TftrainError as error:
+            finally:
                 self.summaries.close()
-                if not isinstance(error, Interrupted):
-                    self.run.write_run(status="failed", failure=str(error).splitlines()[0])
-                raise
-        self.summaries.close()
         results = {}
         for split in self.config.eval.final_splits:
             if self.dataset.num_examples(split):
