@@ -150,7 +150,9 @@ def test_launch_two_workers_killed_resumed_matches_one_process(config_file, sing
     first = "".join(lines)
     assert launcher.returncode == 1, first[-3000:]
     assert f"worker 1 (pid {pid}) exited with code -9; stopped the other tasks" in first
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    # The chief stops on the lost peer (failed) or on the launcher's SIGTERM (interrupted),
+    # whichever comes first; either way run.json does not stay "running".
+    assert json.loads((run_dir / "run.json").read_text())["status"] in ("failed", "interrupted")
 
     output = finish(tftrain("launch", "--workers", 2, config_file, "--run-dir", run_dir, *every))
     resumed = re.findall(r"\[worker (\d)\] resuming from (\S+): step (\d+)", output)
