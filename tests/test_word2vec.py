@@ -84,6 +84,13 @@ def test_exported_vectors_load_in_gensim_with_the_same_neighbours(trained, cli, 
             assert float(rows[0]["similarity"]) == pytest.approx(
                 vectors.most_similar(word, topn=1)[0][1], abs=1e-5
             )
+    # --force replaces an earlier one-file export (its manifest sits beside it), no other file.
+    replace = ["--format", "word2vec", "--force", "--quiet"]
+    cli("export", trained, "--out", tmp_path / "vectors.txt", *replace)
+    (tmp_path / "notes.txt").write_text("mine")
+    result = cli("export", trained, "--out", tmp_path / "notes.txt", *replace, expect=2)
+    assert "is not a tftrain export" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_projector_files_parse(trained, cli, tmp_path):
