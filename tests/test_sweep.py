@@ -159,3 +159,38 @@ def test_sweep_usage_errors(cli, tmp_path):
     )
     assert "nothing to sweep" in cli("sweep", QUICK, expect=2).stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_early_stop_halves_the_trials_at_each_rung(tmp_path):
+    out = tmp_path / "halving"
+    command = [
+        "sweep", QUICK, "--grid", "train.optimizer.learning_rate=[0.0001,0.0003,0.003,0.01]",
+        "--set", "train.epochs=2", "--set", "model.hidden_units=[16]", "--early-stop",
+        "--parallel", "2", "--out", out,
+    ]  # fmt: skip
+    result = run_tftrain(*command)
+    assert result.returncode == 0, result.stderr
+    assert "round 1 of 2: 4 trial(s) to epoch 1" in result.stderr
+    assert "round 2 of 2: 2 trial(s) to epoch 2" in result.stderr
+    rows = [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
+    at_first_rung = {}
+    for row in rows:
+        lines = [
+            json.loads(x) for x in (out / row["name"] / "metrics.jsonl").read_text().splitlines()
+        ]
+        at_first_rung[row["name"]] = max(
+            x["accuracy"] for x in lines if x.get("split") == "valid" and x["epoch"] <= 1
+        )
+    better_half = sorted(at_first_rung, key=lambda name: -at_first_rung[name])[:2]
+    for row in rows:
+        record = json.loads((out / row["name"] / "run.json").read_text())
+        promoted = row["name"] in better_half
+        assert row["status"] == ("finished" if promoted else "pruned"), row
+        assert record["epoch"] == (2 if promoted else 1)
+    ranking = [line.split()[1:3] for line in result.stdout.splitlines()[1:]]
+    assert [status for _, status in ranking] == ["finished", "finished", "pruned", "pruned"]
+    assert {name for name, _ in ranking[:2]} == set(better_half)
+    again = run_tftrain(*command)  # resumed: the same promotions, nothing trained again
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == result.stdout
+    assert again.stderr.count("finished earlier; skipped") == 6

@@ -76,8 +76,13 @@ def runs_command(dirs, as_json, sort_key):
     type=click.IntRange(min=1),
     help="Trials at once, each its own process.",
 )
+@click.option(
+    "--early-stop",
+    is_flag=True,
+    help="Successive halving: the worse half stops at each rung of epochs.",
+)
 @click.option("--dry-run", is_flag=True, help="List the trials and exit.")
-def sweep_command(config_file, grid, random_count, uniform, loguniform, choice, seed, overrides, metric, mode, out, parallel, dry_run):  # fmt: skip
+def sweep_command(config_file, grid, random_count, uniform, loguniform, choice, seed, overrides, metric, mode, out, parallel, early_stop, dry_run):  # fmt: skip
     """Train one run per point of a search space and rank them; run again to resume."""
     from pathlib import Path
 
@@ -94,6 +99,8 @@ def sweep_command(config_file, grid, random_count, uniform, loguniform, choice, 
         choice=choice,
         seed=config.seed if seed is None else seed,
     )
+    if early_stop and config.train.max_steps is not None:
+        raise ConfigError("usage error: --early-stop counts epochs; unset train.max_steps")
     if dry_run:
         for trial in points:
             click.echo(f"{trial.name}  {' '.join(trial.overrides())}")
@@ -103,6 +110,7 @@ def sweep_command(config_file, grid, random_count, uniform, loguniform, choice, 
     sweep = Sweep(
         config_file, points, overrides=overrides, metric=metric, mode=mode, out=out,
         parallel=parallel, echo=lambda line: click.echo(line, err=True),
+        halving=config.train.epochs if early_stop else None,
     )  # fmt: skip
     click.echo(
         f"sweep: {len(points)} trial(s) of {config_file} in {out}, {parallel} at a time, "
@@ -115,7 +123,7 @@ def sweep_command(config_file, grid, random_count, uniform, loguniform, choice, 
     click.echo(
         f"{out}/sweep.csv, {out}/sweep.jsonl; {time.perf_counter() - started:.1f} s", err=True
     )
-    failed = [r["name"] for r in results if r["status"] != "finished"]
+    failed = [r["name"] for r in results if r["status"] not in ("finished", "pruned")]
     if failed:
         raise SweepFailed(
             f"{len(failed)} trial(s) did not finish: {', '.join(failed)}; see their sweep.log"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tftrain.errors import ConfigError, TftrainError
+from tftrain.experiments import halving
 from tftrain.experiments.runs_table import describe_run, lock_holder
 from tftrain.runners.stopping import Interrupted, StopSignal
 
@@ -48,7 +49,9 @@ def sweep_metric(config_file, overrides, metric: str | None, mode: str | None):
 class Sweep:
     """The trials of one sweep, their processes, and the files that record them."""
 
-    def __init__(self, config_file, trials, *, overrides, metric, mode, out, parallel, echo):
+    def __init__(
+        self, config_file, trials, *, overrides, metric, mode, out, parallel, echo, halving=None
+    ):
         from tftrain.config import load_config
 
         self.config_file = str(config_file)
@@ -58,6 +61,7 @@ class Sweep:
         self.out = Path(out)
         self.parallel = parallel
         self.echo = echo
+        self.halving = halving  # --early-stop: the trials' train.epochs, run in rungs
         for trial in trials:  # every trial's config is valid before any process starts
             load_config(config_file, [*self.overrides, *trial.overrides()])
         self.results: dict[int, dict] = {}
@@ -75,12 +79,13 @@ class Sweep:
                 env.setdefault(name, threads)
         return env
 
-    def _start(self, trial) -> subprocess.Popen:
+    def _start(self, trial, epochs) -> subprocess.Popen:
         run_dir = self.out / trial.name
         run_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "tftrain", "fit", self.config_file]
         command += ["--run-dir", str(run_dir)]  # its log lines go to sweep.log
-        for override in [*self.overrides, *trial.overrides()]:
+        rung = [] if epochs is None else [f"train.epochs={epochs}"]
+        for override in [*self.overrides, *trial.overrides(), *rung]:
             command += ["--set", override]
         log = (run_dir / "sweep.log").open("a")
         try:
@@ -92,12 +97,15 @@ class Sweep:
         finally:
             log.close()
 
-    def _finished_before(self, trial) -> bool:
+    def _finished_before(self, trial, epochs) -> bool:
+        """Finished (to `epochs`, or stopped early by train.early_stopping) by an earlier run."""
         run_dir = self.out / trial.name
         record_file = run_dir / "run.json"
         if not record_file.exists() or lock_holder(run_dir / ".lock") is not None:
             return False
-        return json.loads(record_file.read_text()).get("status") == "finished"
+        record = json.loads(record_file.read_text())
+        reached = epochs is None or record.get("epoch", 0) >= epochs or record.get("stopped_early")
+        return record.get("status") == "finished" and bool(reached)
 
     # --- results ---------------------------------------------------------------------------
 
@@ -130,7 +138,12 @@ class Sweep:
         sign = -1 if self.mode == "max" else 1
         return sorted(
             self.results.values(),
-            key=lambda r: (r["best"] is None, sign * (r["best"] or 0), r["trial"]),
+            key=lambda r: (
+                r["best"] is None,
+                r["status"] == "pruned",
+                sign * (r["best"] or 0),
+                r["trial"],
+            ),
         )
 
     def write_files(self) -> None:
@@ -158,24 +171,51 @@ class Sweep:
 
     # --- the loop --------------------------------------------------------------------------
 
-    def run(self, poll_seconds: float = 0.2) -> list[dict]:
-        """Run every trial not finished before; returns the results, best first."""
+    def run(self) -> list[dict]:
+        """Run every trial not finished before; returns the results, best first. With
+        `halving`, rounds of successive halving: the worse half stops at each rung."""
         self.out.mkdir(parents=True, exist_ok=True)
+        if not self.halving:
+            self._round(self.trials, None)
+            self.write_files()
+            return self.ranked()
+        alive = list(self.trials)
+        schedule = halving.rungs(self.halving, len(alive))
+        for number, epochs in enumerate(schedule, start=1):
+            self.echo(f"round {number} of {len(schedule)}: {len(alive)} trial(s) to epoch {epochs}")
+            self._round(alive, epochs)
+            if epochs == self.halving:
+                break
+            scores = {
+                t.index: halving.score_at(self.out / t.name, self.metric, self.mode, epochs)
+                for t in alive
+            }
+            kept = halving.promoted(alive, scores, self.mode)
+            for trial in alive:
+                if trial not in kept and self.results[trial.index]["status"] == "finished":
+                    self.results[trial.index]["status"] = "pruned"
+            alive = kept
+        self.write_files()
+        return self.ranked()
+
+    def _round(self, trials, epochs, poll_seconds: float = 0.2) -> None:
+        """Train `trials` (to `epochs`, else the config's), `parallel` at a time."""
         pending = []
-        for trial in self.trials:
-            if self._finished_before(trial):
+        for trial in trials:
+            if self._finished_before(trial, epochs):
                 self._collect(trial, 0)
                 self.echo(f"[{trial.name}] finished earlier; skipped")
             else:
                 pending.append(trial)
         running: dict[int, tuple] = {}
-        done = len(self.trials) - len(pending)
+        done = len(trials) - len(pending)
         with StopSignal() as stop:
             try:
                 while pending or running:
                     while pending and len(running) < self.parallel and not stop.requested:
                         trial = pending.pop(0)
-                        running[trial.index] = (trial, self._start(trial), time.perf_counter())
+                        process = self._start(trial, epochs)
+                        running[trial.index] = (trial, process, time.perf_counter())
                     if stop.requested:
                         self._stop(running, stop.signal_number)
                         break
@@ -187,13 +227,14 @@ class Sweep:
                         done += 1
                         result = self._collect(trial, code)
                         self.write_files()
-                        self.echo(self._progress(result, done, time.perf_counter() - began))
+                        seconds = time.perf_counter() - began
+                        self.echo(self._progress(result, done, len(trials), seconds))
                     time.sleep(poll_seconds)
             finally:
                 for _, process, _ in running.values():  # only after a second Ctrl-C
                     _terminate(process)
-        self.write_files()
         if stop.requested:
+            self.write_files()
             unfinished = len(self.trials) - sum(
                 r["status"] == "finished" for r in self.results.values()
             )
@@ -202,7 +243,6 @@ class Sweep:
                 f"`tftrain sweep` command again to resume them.",
                 signal_number=stop.signal_number,
             )
-        return self.ranked()
 
     def _stop(self, running: dict, signal_number) -> None:
         """Pass the signal on; each trial saves a checkpoint at its next step and exits."""
@@ -218,13 +258,10 @@ class Sweep:
             self._collect(trial, process.returncode)
         running.clear()
 
-    def _progress(self, result: dict, done: int, seconds: float) -> str:
+    def _progress(self, result: dict, done: int, total: int, seconds: float) -> str:
         value = result["best"]
         shown = f"{self.metric} {value:.4f}" if value is not None else result.get("failure", "")
-        return (
-            f"[{done}/{len(self.trials)}] {result['name']}: {result['status']}  {shown}  "
-            f"({seconds:.1f} s)"
-        )
+        return f"[{done}/{total}] {result['name']}: {result['status']}  {shown}  ({seconds:.1f} s)"
 
 
 def _terminate(process) -> None:
