@@ -67,3 +67,5 @@ def test_an_image_classifier_reports_per_class_figures_and_draws_the_matrix(
     plot = tmp_path / "digits.png"
     text = cli("eval", tmp_path / "run", "--plot", plot).stdout
     assert plot.stat().st_size > 1000 and "confusion matrix (rows: true class" in text
+    refused = cli("predict", tmp_path / "run", "--text", "a digit?", expect=2)
+    assert "--text is" in refused.stderr

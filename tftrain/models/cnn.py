@@ -28,6 +28,7 @@ from tftrain.models.text_serving import (
     attach_table,
     is_text,
     predict_texts,
+    refuse_text_option,
     text_export_examples,
     text_serving_functions,
 )
@@ -328,6 +329,7 @@ class ConvNet(Model):
 
         if is_text(self.spec):
             return predict_texts(self, request)
+        refuse_text_option(request)
         if not request.inputs or not any(is_image_path(path) for path in request.inputs):
             return super().predict(request)
         from tftrain.models.image_serving import predict_images

@@ -41,6 +41,7 @@ from tftrain.models.text_serving import (
     attach_table,
     is_text,
     predict_texts,
+    refuse_text_option,
     text_export_examples,
     text_serving_functions,
 )
@@ -327,6 +328,7 @@ class Lstm(Model):
     def predict(self, request):
         if is_text(self.spec):
             return predict_texts(self, request)
+        refuse_text_option(request)
         if self.task == "language_model":
             return self.generate_text(request)
         if "series" in self.spec.extra:

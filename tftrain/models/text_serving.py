@@ -56,6 +56,12 @@ def text_serving_functions(model) -> dict:
     return {"serving_default": (strings, serve_text), "token_ids": (ids, model.serve)}
 
 
+def refuse_text_option(request) -> None:
+    """`--text` on a model that was not trained on texts is a usage error, not ignored."""
+    if request.options.get("text"):
+        raise ConfigError("usage error: --text is for runs trained on text_classification data")
+
+
 def read_text_lines(path: str) -> list[str]:
     """One text per non-blank line of a UTF-8 file."""
     from tftrain.data.text_files import decode
