@@ -76,3 +76,14 @@ def read_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
     for tag in accumulator.Tags()["scalars"]:
         series[tag] = [(event.step, event.value) for event in accumulator.Scalars(tag)]
     return series
+
+
+@pytest.fixture(autouse=True)
+def cluster_environment():
+    """TF_CONFIG and SLURM_* as they were before each test (`fit --cluster` sets TF_CONFIG)."""
+    saved = {k: v for k, v in os.environ.items() if k == "TF_CONFIG" or k.startswith("SLURM_")}
+    yield
+    for key in [k for k in os.environ if k == "TF_CONFIG" or k.startswith("SLURM_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)

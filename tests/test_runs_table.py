@@ -98,6 +98,11 @@ def test_runs_lists_every_status_sorts_and_diffs(cli, tmp_path):
     ]
     loss = {name: by_name[name]["final"]["test"]["loss"] for name in ("done", "done_wide")}
     assert order[0] == min(loss, key=loss.get)
+    bests = {name: by_name[name]["best"]["value"] for name in ("done", "done_wide")}
+    order = [
+        row["name"] for row in json.loads(cli("runs", runs, "--json", "--sort", "best").stdout)
+    ]
+    assert order[0] == max(bests, key=bests.get)
     assert "no run has the metric" in cli("runs", runs, "--sort", "test.bleu", expect=2).stderr
 
     diff = cli("runs", "diff", runs / "done", runs / "done_wide").stdout

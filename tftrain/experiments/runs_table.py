@@ -137,12 +137,14 @@ def higher_is_better(rows: list[dict], metric: str) -> bool:
     from tftrain.registry import models
 
     name = metric.rpartition(".")[2]
-    if name in ("best",):
-        return True
+    if name in ("step", "epoch", "wall"):
+        return name != "wall"  # the longest-trained first, the quickest first
+    if name == "best":  # the metric each run kept its best checkpoint by
+        name = next((row["best"]["metric"] for row in rows if row["best"]), name)
     for row in rows:
         try:
             return name in models.get(row["model"]).higher_is_better
-        except Exception:  # an unknown model type: try the next run
+        except ConfigError:  # an unknown model type: try the next run
             continue
     return name == "accuracy"
 
