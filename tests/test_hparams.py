@@ -66,3 +66,49 @@ def test_no_hparams_when_summaries_are_off(cli, tmp_path):
     )  # fmt: skip
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     assert not (run / "logs").exists() or session_start(run / "logs") is None
+
+
+def session_groups(logdir) -> dict:
+    """{session name: (hparams, {(group, tag): value})} from TensorBoard's own HParams plugin
+    backend, as its dashboard asks for them."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+
+    events = multiplexer.EventMultiplexer()
+    events.AddRunsFromDirectory(str(logdir))
+    events.Reload()
+    provider = data_provider.MultiplexerDataProvider(events, str(logdir))
+    backend = backend_context.Context(
+        base_plugin.TBContext(logdir=str(logdir), multiplexer=events, data_provider=provider)
+    )
+    request = api_pb2.ListSessionGroupsRequest(
+        allowed_statuses=[api_pb2.STATUS_UNKNOWN], start_index=0, slice_size=100
+    )
+    response = list_session_groups.Handler(context.RequestContext(), backend, "", request).run()
+    return {
+        group.sessions[0].name: (
+            {name: value_of(value) for name, value in group.hparams.items()},
+            {(m.name.group, m.name.tag): m.value for m in group.metric_values},
+        )
+        for group in response.session_groups
+    }
+
+
+def test_tensorboards_hparams_dashboard_compares_two_runs(cli, tmp_path):
+    runs = tmp_path / "runs"
+    for name, rate in (("slow", 0.0005), ("fast", 0.005)):
+        cli(
+            "fit", PROJECT / "configs" / "quickstart.yaml", "--run-dir", runs / name, "--quiet",
+            "--set", "train.epochs=1", "--set", f"train.optimizer.learning_rate={rate}",
+        )  # fmt: skip
+    groups = session_groups(runs)
+    assert sorted(groups) == ["fast/logs", "slow/logs"]
+    for name, rate in (("slow", 0.0005), ("fast", 0.005)):
+        hparams, metrics = groups[f"{name}/logs"]
+        assert abs(hparams["train.optimizer.learning_rate"] - rate) < 1e-9
+        final = json.loads((runs / name / "run.json").read_text())["final"]
+        assert abs(metrics[("", "final/test/accuracy")] - final["test"]["accuracy"]) < 1e-6
+        assert abs(metrics[("valid", "accuracy")] - final["valid"]["accuracy"]) < 1e-6
