@@ -324,9 +324,11 @@ def text_model(model: str | None) -> list[Setting]:
     return [
         Setting("type", "lstm", "or cnn (init --model cnn): Kim's convolutional classifier"),
         Setting("task", "classification"),
+        Setting("embedding_dim", 64),
         Setting("cell", "lstm", "or gru"),
         Setting("num_layers", 1),
         Setting("hidden_size", 64),
         Setting("bidirectional", True),
         Setting("dropout", 0.2),
+        Setting("embeddings", {"from": "runs/word2vec_run", "trainable": False}, "", True),
     ]
