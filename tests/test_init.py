@@ -337,3 +337,32 @@ def test_shared_data(cli, name, task, tmp_path):
     if config["data"]["type"] in datasets.names():  # the real files: validate, no training
         (tmp_path / "written.yaml").write_text(text)
         cli("config", "validate", tmp_path / "written.yaml")
+
+
+def test_flags_override_the_guess(cli, tmp_path):
+    path = table_file(tmp_path / "d.csv", ["x", "y"], [[str(i), str(i % 3)] for i in range(60)])
+    assert init(cli, path)[1]["data"]["task"] == "classification"  # y has three values
+    text, config = init(cli, path, "--task", "regression")
+    check_header(text, "regression")
+    assert (config["model"]["type"], config["data"]["label_column"]) == ("linear", "y")
+    assert "does not fit" in init(cli, path, "--task", "regression", "--model", "cnn", expect=2)[0]
+
+
+def test_series_gaps_and_a_numeric_time_column(cli, tmp_path):
+    rows = [[str(t), "" if t == 7 else f"{t * 0.5:.1f}", f"{t % 4}.5"] for t in range(100)]
+    path = table_file(tmp_path / "sensor.csv", ["t", "level", "other"], rows)
+    message, _ = init(cli, path, "--task", "forecasting", expect=2)
+    assert "3 columns could be the target: t, level, other; pass --label COLUMN" in message
+    text, config = init(cli, path, "--time", "t", "--label", "level")
+    check_header(text, "forecasting")
+    assert config["data"] | {"time_column": "t", "target": "level"} == config["data"]
+    assert config["data"]["missing"] == "interpolate" and "1 empty level values" in comments(text)
+
+
+def test_unreadable_files_exit_1_naming_the_line(cli, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"a,b\n1,2\n3,\xff\n")
+    assert "bad.csv, line 3: invalid UTF-8" in cli("init", path, expect=1).stderr
+    path = tmp_path / "array.json"
+    path.write_text('[{"text": "hi", "label": 1}]\n')
+    assert "write one object per line" in cli("init", path, expect=1).stderr

@@ -103,7 +103,10 @@ def read_jsonl_table(path: Path, head: Head) -> Table:
             hint = " (a JSON array: write one object per line)" if line.startswith("[") else ""
             raise DataError(f"{path}, line {number}: not a JSON object: {error}{hint}") from None
         if not isinstance(record, dict):
-            raise DataError(f"{path}, line {number}: expected a JSON object, found {line[:40]}")
+            hint = "; write one object per line (JSON lines)" if isinstance(record, list) else ""
+            raise DataError(
+                f"{path}, line {number}: expected a JSON object, found {line[:40]}{hint}"
+            )
         records.append(record)
     if not records:
         raise DataError(f"{path} holds no JSON lines")
