@@ -81,27 +81,29 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(write_conf
         np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
-INF_CSV_ROWS = 120
+INF_ROWS = 120
 
 
-def write_csv_with_inf(tmp_path):
+def write_features_with_inf(tmp_path, poisoned_rows=(49,)):
+    """An .npz of 120 rows with `inf` in the given rows. Not a CSV: the CSV reader refuses
+    non-finite values while reading, and these tests need the loss itself to become Inf."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(INF_CSV_ROWS, 3))
-    y = (x[:, 0] > 0).astype(int)
-    lines = ["a,b,c,label"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(x, y, strict=True)]
-    lines[50] = "inf,0,0,1"  # one poisoned row
-    path = tmp_path / "poisoned.csv"
-    path.write_text("\n".join(lines) + "\n")
+    x = rng.normal(size=(INF_ROWS, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    for row in poisoned_rows:
+        x[row] = [np.inf, 0, 0]
+        y[row] = 1
+    path = tmp_path / "poisoned.npz"
+    np.savez(path, x=x, y=y)
     return path
 
 
-def poisoned_config(tmp_path, on_nan: str, **train) -> dict:
+def poisoned_config(tmp_path, on_nan: str, poisoned_rows=(49,), **train) -> dict:
     return {
         "model": {"type": "softmax"},
         "data": {
-            "type": "csv",
-            "path": str(write_csv_with_inf(tmp_path)),
-            "standardize": False,
+            "type": "npz",
+            "path": str(write_features_with_inf(tmp_path, poisoned_rows)),
             "test_fraction": 0.0,
             "valid_fraction": 0.0,
         },
@@ -142,11 +144,10 @@ def test_on_nan_skip_batch_drops_each_poisoned_update_and_counts_them(cli, write
 
 
 def test_on_nan_skip_batch_stops_after_too_many_in_a_row(cli, write_config, tmp_path):
-    tree = poisoned_config(tmp_path, "skip_batch", max_consecutive_skips=2, shuffle=False)
-    tree["data"]["holdout"] = "last"  # keep the file's order: rows 1-30 fill batches 1-3
-    lines = open(tree["data"]["path"]).read().splitlines()
-    lines[1:31] = ["inf,0,0,1"] * 30
-    open(tree["data"]["path"], "w").write("\n".join(lines) + "\n")
+    tree = poisoned_config(
+        tmp_path, "skip_batch", range(30), max_consecutive_skips=2, shuffle=False
+    )
+    tree["data"]["holdout"] = "last"  # keep the file's order: rows 0-29 fill batches 1-3
     result = cli("fit", write_config(tree), "--run-dir", tmp_path / "run", expect=1)
     assert "steps in a row had a NaN or Inf loss" in result.stderr
 
