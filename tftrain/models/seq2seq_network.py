@@ -79,7 +79,10 @@ def make_network(config, source_size: int, target_size: int):
             return self.output_kernel
 
         def logits(self, hidden):
-            return tf.einsum("...d,vd->...v", hidden, self.softmax_weights()) + self.output_bias
+            # Spell the rank out: the gradient of "...d,vd->...v" is ~30x slower on CPU
+            # (37 ms vs 1 ms per step at 64x12x256 with 40 words; minutes at 2,000 words).
+            equation = "btd,vd->btv" if hidden.shape.rank == 3 else "bd,vd->bv"
+            return tf.einsum(equation, hidden, self.softmax_weights()) + self.output_bias
 
         def encode(self, source, training=False):
             mask = tf.not_equal(source, PAD)
