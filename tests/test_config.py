@@ -153,7 +153,7 @@ def test_help_and_config_errors_do_not_import_tensorflow(write_config):
         "print('tensorflow' in sys.modules)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
     )
     assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
     assert "did you mean 'train.batch_size'" in result.stderr

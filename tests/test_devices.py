@@ -189,7 +189,7 @@ def test_too_late_errors_say_what_to_do():
         text=True,
         cwd=PROJECT,
         env=env,
-        timeout=120,
+        timeout=600,
     )
     errors = json.loads(result.stdout.strip().splitlines()[-1])
     assert "already initialised its devices" in errors["threads"]
@@ -213,7 +213,7 @@ def test_devices_command_on_a_cpu_only_machine(write_config):
             },
         }
     )
-    result = run_tftrain("devices", path, "--gpus", "0", timeout=120)
+    result = run_tftrain("devices", path, "--gpus", "0", timeout=600)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "no GPU: TensorFlow sees no GPU" in out

@@ -145,7 +145,7 @@ def test_launch_two_workers_killed_resumed_matches_one_process(config_file, sing
         time.sleep(0.05)
     pid = int(re.search(r"\[launch\] worker 1: pid (\d+)", "".join(lines)).group(1))
     os.kill(pid, signal.SIGKILL)
-    launcher.wait(timeout=60)
+    launcher.wait(timeout=300)
     reader.join(timeout=10)
     first = "".join(lines)
     assert launcher.returncode == 1, first[-3000:]
@@ -249,7 +249,7 @@ def test_parameter_server_chief_refuses_settings_it_cannot_honour(config_file, t
         [sys.executable, "-m", "tftrain", "fit", str(config_file), "--run-dir", str(tmp_path),
          "--set", "device.strategy=parameter_server", "--set", "train.ema_decay=0.9",
          "--set", "device.jit_compile=true"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "train.ema_decay, device.jit_compile not supported" in result.stderr

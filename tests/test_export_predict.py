@@ -69,7 +69,7 @@ def test_saved_model_reloads_in_a_fresh_process_and_matches_predict(
         [sys.executable, "-c", RELOAD, str(export_dir), str(tmp_path / "inputs.npz")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert fresh.returncode == 0, fresh.stderr
     assert "tftrain" not in fresh.stderr

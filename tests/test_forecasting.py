@@ -129,7 +129,7 @@ def test_predict_forecasts_after_the_end_and_matches_a_reloaded_export(trained, 
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert fresh.returncode == 0, fresh.stderr
     np.testing.assert_allclose(json.loads(fresh.stdout.splitlines()[-1])[0], forecast, atol=1e-5)

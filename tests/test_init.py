@@ -310,7 +310,7 @@ def test_init_does_not_import_tensorflow(tmp_path):
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, timeout=60
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, timeout=300
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Classification of y")

@@ -69,7 +69,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(write_conf
             break
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    process.wait(timeout=300)
     assert process.returncode == -signal.SIGKILL
     resumed = subprocess.run(
         fit_command(config, run), cwd=PROJECT, capture_output=True, timeout=300
@@ -237,7 +237,7 @@ def test_a_second_fit_on_a_live_run_is_refused_and_a_dead_lock_is_not(write_conf
     assert second.returncode == 1
     assert f"{run} is being trained by pid {first.pid}" in second.stderr
     first.send_signal(signal.SIGKILL)  # a crash: the kernel releases the lock
-    first.wait(timeout=60)
+    first.wait(timeout=300)
     third = subprocess.run(
         [*fit_command(config, run), "--set", "train.epochs=1"],
         cwd=PROJECT,

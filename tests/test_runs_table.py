@@ -61,7 +61,7 @@ def test_runs_lists_every_status_sorts_and_diffs(cli, tmp_path):
         assert live_wall > 0
     finally:
         live.send_signal(signal.SIGINT)
-        _, stderr = live.communicate(timeout=120)
+        _, stderr = live.communicate(timeout=600)
     assert live.returncode == 130, stderr
 
     rows = table(cli, runs)

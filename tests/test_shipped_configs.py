@@ -74,7 +74,7 @@ def test_absent_data_names_the_key_before_tensorflow_loads(tmp_path):
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT)},
     )

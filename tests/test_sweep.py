@@ -43,7 +43,7 @@ def test_grid_in_parallel_stops_on_sigint_resumes_and_skips_finished(tmp_path):
         assert process.poll() is None and time.time() < deadline, process.communicate()
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=180)
+    stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 130, stderr
     assert "Run the same `tftrain sweep` command again to resume" in stderr
     stopped = {}

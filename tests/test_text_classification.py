@@ -115,7 +115,7 @@ def test_saved_model_takes_strings_in_a_fresh_process(trained, tmp_path):
         [sys.executable, "-c", RELOAD, str(trained / "export" / "saved_model"), json.dumps(texts)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,
     )
     assert fresh.returncode == 0, fresh.stderr
     served = np.asarray(json.loads(fresh.stdout.splitlines()[-1]))

@@ -246,7 +246,7 @@ def test_ctrl_c_saves_and_the_same_command_resumes(write_config, tmp_path):
     while not trained() and time.time() < deadline:
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=600)
     assert process.returncode == 130, stderr
     assert "Run the same `tftrain fit` command again to resume" in stderr
     interrupted_at = int(stderr.split("interrupted at step ")[1].split(";")[0])
