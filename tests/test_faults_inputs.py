@@ -257,7 +257,7 @@ def test_csv_that_is_not_utf8_names_line_and_byte(cli, tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("a,b,label\n1,2,0\n3,caf\xe9,1\n".encode("latin-1"))
     result = cli("data", "inspect", path, expect=None)
-    check_clean(result, 1, "latin.csv, line 3: not UTF-8 (byte 0xe9 at byte offset 21)")
+    check_clean(result, 1, "latin.csv, line 3: not valid UTF-8 (byte 0xe9 at byte offset 21)")
 
 
 @pytest.mark.parametrize(

@@ -360,7 +360,7 @@ def test_series_gaps_and_a_numeric_time_column(cli, tmp_path):
 def test_unreadable_files_exit_1_naming_the_line(cli, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_bytes(b"a,b\n1,2\n3,\xff\n")
-    assert "bad.csv, line 3: invalid UTF-8" in cli("init", path, expect=1).stderr
+    assert "bad.csv, line 3: not valid UTF-8" in cli("init", path, expect=1).stderr
     path = tmp_path / "array.json"
     path.write_text('[{"text": "hi", "label": 1}]\n')
     assert "write one object per line" in cli("init", path, expect=1).stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from tftrain.errors import ConfigError
+from tftrain.errors import ConfigError, decode_utf8
 
 MAX_BYTES = 1_000_000
 MAX_INCLUDE_DEPTH = 8
@@ -60,13 +60,7 @@ def read_text(path: Path) -> str:
         raise unreadable(path, error) from None
     if len(raw) > MAX_BYTES:
         raise too_big
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise ConfigError(
-            f"config error: {path}, line {line}: not UTF-8 text (byte offset {error.start})"
-        ) from None
+    return decode_utf8(raw, path, lambda message: ConfigError(f"config error: {message}"))
 
 
 def redact(problem: str) -> str:

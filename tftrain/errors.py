@@ -23,3 +23,16 @@ class TrainingError(TftrainError):
 
 class ExportError(TftrainError):
     """An export was written but does not reproduce the trained model (exit code 1)."""
+
+
+def decode_utf8(raw: bytes, name, error=DataError) -> str:
+    """`raw` as text (a leading byte-order mark dropped); invalid UTF-8 raises `error(message)`
+    naming `name`, the line, the byte and its offset, so a user can find it in an editor."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as problem:
+        line = raw.count(b"\n", 0, problem.start) + 1
+        raise error(
+            f"{name}, line {line}: not valid UTF-8 (byte 0x{raw[problem.start]:02x} at byte "
+            f"offset {problem.start}); save the file as UTF-8"
+        ) from None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tftrain.errors import ConfigError, DataError
+from tftrain.errors import ConfigError, DataError, decode_utf8
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?", "-"})
 # Tried in order after ISO 8601; the first that reads every value of a column wins, so
@@ -40,12 +40,10 @@ class SeriesTable:
 def read_rows(path: Path) -> tuple[list[str], list[list[str]], int]:
     """(column names, data rows, line of the first data row); the header is detected."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = text_line(path, error.start)
-        raise DataError(f"{path}, line {line}: not UTF-8 text ({error.reason})") from None
+        raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"cannot read {path}: {error}") from None
+    text = decode_utf8(raw, path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else sniff_delimiter(text)
     rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
     numbered = [(i + 1, row) for i, row in enumerate(rows) if any(c.strip() for c in row)]
@@ -61,10 +59,6 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]], int]:
         if len(row) != len(names):
             raise DataError(f"{path}, line {line}: {len(row)} fields, expected {len(names)}")
     return names, [row for _, row in data], data[0][0]
-
-
-def text_line(path: Path, offset: int) -> int:
-    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 def sniff_delimiter(text: str) -> str:

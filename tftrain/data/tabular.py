@@ -14,7 +14,7 @@ import numpy as np
 from tftrain.data.archives import check_npz
 from tftrain.data.augment import AugmentConfig
 from tftrain.data.base import ArrayDataset, SplitConfig, require_path, resolve_file
-from tftrain.errors import DataError
+from tftrain.errors import DataError, decode_utf8
 from tftrain.registry import datasets
 
 
@@ -39,14 +39,7 @@ def csv_rows(path: Path, delimiter: str) -> list[tuple[int, list[str]]]:
         raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"cannot read CSV file {path}: {error}") from None
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{path}, line {line}: not UTF-8 (byte 0x{raw[error.start]:02x} at byte offset "
-            f"{error.start}); save the file as UTF-8"
-        ) from None
+    text = decode_utf8(raw, path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows, line = [], 1
     try:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tftrain.errors import ConfigError, DataError
+from tftrain.errors import ConfigError, DataError, decode_utf8
 
 DELIMITERS = ",\t;|"
 SAMPLE_LINES = 200
@@ -26,14 +26,7 @@ def decode(path: Path) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise DataError(f"cannot read {path}: {error}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{path}, line {line}: not valid UTF-8 ({error.reason} at byte {error.start}); "
-            f"re-encode the file as UTF-8"
-        ) from None
+    return decode_utf8(data, path)
 
 
 def detect_format(path: Path) -> str:

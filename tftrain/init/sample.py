@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from tftrain.errors import DataError
+from tftrain.errors import DataError, decode_utf8
 
 SAMPLE_BYTES = 1 << 20  # profile the first MiB: enough rows to judge, fast on any file
 COUNT_BYTES = 64 << 20  # count lines exactly up to this size, estimate beyond
@@ -43,17 +43,6 @@ class Head:
         return f"about {self.total_lines:,} {noun} (estimated from the first MiB)"
 
 
-def decode(raw: bytes, name: str) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"{name}, line {line}: invalid UTF-8 (byte 0x{raw[error.start]:02x}); "
-            f"convert the file to UTF-8"
-        ) from None
-
-
 def read_head(path: Path, raw: bytes | None = None, *, name: str = "", size: int = 0) -> Head:
     """A file's first SAMPLE_BYTES as lines (a cut last line dropped) and its line count.
 
@@ -72,7 +61,7 @@ def read_head(path: Path, raw: bytes | None = None, *, name: str = "", size: int
     complete = size <= SAMPLE_BYTES
     if not complete and b"\n" in raw:
         raw = raw[: raw.rindex(b"\n") + 1]
-    lines = [line.rstrip("\r") for line in decode(raw, name).split("\n")]
+    lines = [line.rstrip("\r") for line in decode_utf8(raw, name).split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
     if complete:
