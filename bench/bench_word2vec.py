@@ -123,7 +123,7 @@ import resource, sys, os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 from tftrain.data.word2vec_corpus import TextCorpus, TextCorpusConfig
 data = TextCorpus(TextCorpusConfig(type="text_corpus", path=sys.argv[1]), seed=0)
-words = sum(int(f["center"].shape[0]) for f, _ in data.batches("train", 8192, shuffle=True))
+words = sum(int((f["tokens"] >= 0).numpy().sum()) for f, _ in data.batches("train", 8192, shuffle=True))
 print(words, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 

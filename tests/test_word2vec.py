@@ -177,24 +177,57 @@ def test_corpus_batches_are_deterministic_and_skip_whole_batches(tmp_path):
     spec = dataset.spec()
     assert len(spec.vocabulary) == 50 and sum(spec.extra["counts"]) == 4800
 
-    def centres(**options):
-        data = dataset.batches("train", 64, shuffle=True, **options)
-        return [f["center"].numpy() for f, _ in data]
+    def batches(**options):
+        data = dataset.batches("train", 64, **options)
+        return [f["tokens"].numpy() for f, _ in data]
 
-    first, again, other = centres(epoch=1), centres(epoch=1), centres(epoch=2)
+    first, again, other = (batches(shuffle=True, epoch=e) for e in (1, 1, 2))
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=False))
-    skipped = centres(epoch=1, skip=3)
+    skipped = batches(shuffle=True, epoch=1, skip=3)
     assert len(skipped) == len(first) - 3
     assert all(np.array_equal(a, b) for a, b in zip(first[3:], skipped, strict=True))
-    # With sample=1e-3 on 4,800 tokens every word is frequent: the stream is sub-sampled.
-    kept = sum(len(c) for c in first)
-    assert abs(kept - dataset.num_examples("train")) < 0.05 * kept
-    assert kept < 4800
-    # Context rows hold only ids of the same line within the window, or -1.
-    features, _ = next(iter(dataset.batches("train", 64)))
-    assert features["context"].shape[1] == 2 * config.data.window
-    assert int(np.min(features["context"])) >= -1
+    # Every batch holds exactly 64 words (the last fewer): every word once per epoch.
+    words = [len(b[b >= 0]) for b in first]
+    assert set(words[:-1]) == {64} and 0 < words[-1] <= 64
+    assert sum(words) == dataset.num_examples("train") == 4800
+    # In order, the ids are the text's words with -1 after each line; shuffled, the same
+    # lines in another order.
+    index = {w: i for i, w in enumerate(spec.vocabulary)}
+    expected = [i for line in lines for i in [*(index[w] for w in line.split()), -1]][:-1]
+    assert np.concatenate(batches()).tolist() == expected  # (no batch for a last lone -1)
+    shuffled = np.concatenate(first).tolist()
+    assert shuffled != expected and sentences(shuffled) == sentences(expected)
+
+
+def sentences(ids: list) -> list:
+    text = " ".join(map(str, ids)).split("-1")
+    return sorted(line.strip() for line in text if line.strip())
+
+
+def test_token_ids_drop_unknown_words_and_cut_long_sentences():
+    from tftrain.data.word2vec_corpus import token_ids
+
+    index = {"a": 0, "b": 1, "c": 2, "d": 3}
+    ids = token_ids("a b zz c\n\nd  a b\tc d\n", index, max_length=3)
+    # "a b zz" | "c" | "d a b" | "c d": unknown words count towards the length, then go.
+    assert ids.tolist() == [0, 1, -1, 2, -1, 3, 0, 1, -1, 2, 3, -1]
+
+
+def test_context_windows_stay_in_the_sentence_and_sub_sample():
+    import tensorflow as tf
+
+    from tftrain.models.word2vec_sampling import context_windows
+
+    tokens = tf.constant([5, 6, 7, -1, 8, 9, -1, 4], tf.int32)
+    centres, contexts = context_windows(tokens, tf.constant([1, 2], tf.int64), window=1)
+    assert centres.numpy().tolist() == [5, 6, 7, 8, 9, 4]
+    assert contexts.numpy().tolist() == [[-1, 6], [5, 7], [6, -1], [-1, 9], [8, -1], [-1, -1]]
+    keep = np.ones(10, np.float32)
+    keep[6] = 0.0  # never kept: its neighbours become neighbours
+    centres, contexts = context_windows(tokens, tf.constant([1, 2], tf.int64), 1, keep)
+    assert centres.numpy().tolist() == [5, 7, 8, 9, 4]
+    assert contexts.numpy()[:2].tolist() == [[-1, 7], [5, -1]]
 
 
 @pytest.mark.slow
@@ -229,17 +262,15 @@ def test_sampled_losses_equal_tensorflows_for_each_centres_noise_words(loss):
         variable.assign(rng.normal(0.0, 0.3, variable.shape).astype(np.float32))
 
     features, _ = next(iter(dataset.batches("train", 6)))
-    features = {**features, "context": features["context"][:, :4]}
-    seed = features["seed"]
     outputs, _ = model.forward(features, training=True)
-    noise = model.draw_negatives(6, seed).numpy()
+    centres, contexts = (t.numpy() for t in model.windows(features, training=True))
+    noise_seed = tf.random.experimental.stateless_fold_in(features["seed"], 1)
+    noise = model.draw_negatives(len(centres), noise_seed).numpy()
     expected_count = np.exp(model.log_expected_count)
     tf_function = tf.nn.nce_loss if loss == "nce" else tf.nn.sampled_softmax_loss
 
     total, pairs = 0.0, 0
-    for centre, context, candidates in zip(
-        features["center"].numpy(), features["context"].numpy(), noise, strict=True
-    ):
+    for centre, context, candidates in zip(centres, contexts, noise, strict=True):
         targets = context[context >= 0].astype(np.int64)
         if not len(targets):
             continue

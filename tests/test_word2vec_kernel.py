@@ -21,8 +21,9 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def reference_step(inputs, outputs, center, context, noise_word, negatives, rate, cbow):
-    """word2vec.c / gensim negative sampling, one pair at a time, in NumPy (float64)."""
+def reference_step(inputs, outputs, tokens, noise_word, negatives, rate, cbow):
+    """word2vec.c / gensim negative sampling with a window of 1 and no sub-sampling, one pair
+    at a time, in NumPy (float64); -1 in `tokens` ends a sentence."""
     inputs, outputs = inputs.astype(np.float64), outputs.astype(np.float64)
     loss, pairs = 0.0, 0
 
@@ -39,76 +40,98 @@ def reference_step(inputs, outputs, center, context, noise_word, negatives, rate
             outputs[word] += g * hidden
         return error, total
 
-    for c, row in zip(center, context, strict=True):
-        words = [w for w in row if w >= 0]
-        if not cbow:
-            for word in words:
-                error, total = train(inputs[c], word)
-                inputs[c] += error
+    sentences = " ".join(map(str, tokens)).split("-1")
+    for sentence in (list(map(int, s.split())) for s in sentences):
+        for i, centre in enumerate(sentence):
+            words = sentence[max(i - 1, 0) : i] + sentence[i + 1 : i + 2]
+            if not cbow:
+                for word in words:
+                    error, total = train(inputs[centre], word)
+                    inputs[centre] += error
+                    loss, pairs = loss + total, pairs + 1
+            elif words:
+                error, total = train(inputs[words].mean(axis=0), centre)
+                for word in words:
+                    inputs[word] += error  # the whole error to each context word, as word2vec.c
                 loss, pairs = loss + total, pairs + 1
-        elif words:
-            error, total = train(inputs[words].mean(axis=0), c)
-            for word in words:
-                inputs[word] += error  # the whole error to each context word, as word2vec.c
-            loss, pairs = loss + total, pairs + 1
     return inputs, outputs, loss, pairs
+
+
+def fused_step(inputs, outputs, tokens, keep, noise, *, window, negatives, rate, cbow=False):
+    """Runs the op once on fresh variables; returns (inputs, outputs, loss, pairs, kept)."""
+    import tensorflow as tf
+
+    from tftrain import ops
+    from tftrain.models.word2vec_sampling import alias_table
+
+    input_table, output_table = tf.Variable(inputs), tf.Variable(outputs)
+    accept, alias = alias_table(noise)
+    loss, pairs, kept = ops.load("word2vec").word2vec_train_tokens(
+        input_table.handle,
+        output_table.handle,
+        tf.constant(tokens, tf.int32),
+        tf.constant(keep, tf.float32),
+        accept,
+        alias,
+        tf.constant([1, 2], tf.int64),
+        rate,
+        window=window,
+        negatives=negatives,
+        cbow=cbow,
+    )
+    return input_table.numpy(), output_table.numpy(), float(loss), float(pairs), float(kept)
 
 
 @pytest.mark.parametrize("cbow", [False, True])
 def test_fused_step_is_word2vecs_per_pair_sgd(cbow):
-    import tensorflow as tf
-
-    from tftrain import ops
-
     rng = np.random.default_rng(3)
     vocabulary, dim, negatives, rate = 7, 5, 3, 0.3
     inputs = rng.normal(scale=0.5, size=(vocabulary, dim)).astype(np.float32)
     outputs = rng.normal(scale=0.5, size=(vocabulary, dim)).astype(np.float32)
     # All noise mass on the last word, so the draws are known; it is also one of the targets.
-    cdf = np.zeros(vocabulary, np.float32)
-    cdf[-1] = 1.0
-    center, context = [2], [[0, -1, 6, 3, -1, 1]]
-    input_table, output_table = tf.Variable(inputs), tf.Variable(outputs)
-    step = ops.load("word2vec").word2vec_negative_sampling_step
-    loss, pairs = step(
-        input_table.handle,
-        output_table.handle,
-        tf.constant(center, tf.int32),
-        tf.constant(context, tf.int32),
-        cdf,
-        tf.constant([1, 2], tf.int64),
-        rate,
-        negatives=negatives,
-        cbow=cbow,
-    )
+    noise = np.zeros(vocabulary)
+    noise[-1] = 1.0
+    tokens = [2, 0, 6, -1, 3, 1, 6, 4]
+    got_in, got_out, loss, pairs, kept = fused_step(
+        inputs, outputs, tokens, np.ones(vocabulary), noise,
+        window=1, negatives=negatives, rate=rate, cbow=cbow,
+    )  # fmt: skip
     want_in, want_out, want_loss, want_pairs = reference_step(
-        inputs, outputs, center, context, vocabulary - 1, negatives, rate, cbow
+        inputs, outputs, tokens, vocabulary - 1, negatives, rate, cbow
     )
-    assert float(pairs) == want_pairs == (1 if cbow else 4)
+    assert kept == 7 and pairs == want_pairs == (7 if cbow else 10)
     # sigmoid and softplus come from 2048-entry tables over [-6, 6], as word2vec's EXP_TABLE.
-    np.testing.assert_allclose(float(loss), want_loss, rtol=2e-3)
-    np.testing.assert_allclose(input_table.numpy(), want_in, atol=2e-3)
-    np.testing.assert_allclose(output_table.numpy(), want_out, atol=2e-3)
-    assert not np.allclose(input_table.numpy(), inputs, atol=1e-2)  # it did train
+    np.testing.assert_allclose(loss, want_loss, rtol=2e-3)
+    np.testing.assert_allclose(got_in, want_in, atol=2e-3)
+    np.testing.assert_allclose(got_out, want_out, atol=2e-3)
+    assert not np.allclose(got_in, inputs, atol=1e-2)  # it did train
+
+
+def test_fused_step_sub_samples_and_draws_reduced_windows():
+    rng = np.random.default_rng(4)
+    vocabulary, window = 50, 5
+    tokens = rng.integers(0, vocabulary, size=20000)
+    keep = np.full(vocabulary, 0.5)
+    keep[0] = 0.0  # never trained: neither a centre nor a context
+    tables = np.zeros((vocabulary, 8), np.float32), np.ones((vocabulary, 8), np.float32)
+    got_in, _, _, pairs, kept = fused_step(
+        *tables, tokens, keep, np.ones(vocabulary) / vocabulary,
+        window=window, negatives=2, rate=0.1,
+    )  # fmt: skip
+    expected = 0.5 * np.sum(tokens != 0)
+    assert abs(kept - expected) < 4 * np.sqrt(expected * 0.25)
+    # Reduced windows: 1..5 words each side, uniformly, so 6 context words per centre.
+    assert 5.8 < pairs / kept < 6.2
+    assert not got_in[0].any() and got_in[1:].any()
 
 
 def test_fused_step_rejects_ids_outside_the_vocabulary():
     import tensorflow as tf
 
-    from tftrain import ops
-
-    table = tf.Variable(np.zeros((4, 2), np.float32))
-    step = ops.load("word2vec").word2vec_negative_sampling_step
-    with pytest.raises(tf.errors.InvalidArgumentError, match="context id 9 outside"):
-        step(
-            table.handle,
-            tf.Variable(table).handle,
-            [0],
-            [[9]],
-            [0.5, 1, 1, 1],
-            [0, 0],
-            0.1,
-            negatives=1,
+    table = np.zeros((4, 2), np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="token id 9 outside"):
+        fused_step(
+            table, table, [0, 9], np.ones(4), np.ones(4) / 4, window=1, negatives=1, rate=0.1
         )
 
 

@@ -1,21 +1,22 @@
-"""Streaming text corpora for word2vec: vocabulary in one pass, context windows in `tf.data`.
+"""Streaming text corpora for word2vec: vocabulary in one pass, token-id batches.
 
 The text is read in blocks of about `block_chars` characters, cut at a line end (or, for one
 huge line such as text8, at a space), so memory stays bounded whatever the corpus size. Each
-block is tokenised, looked up, sub-sampled and turned into context windows by vectorised
-TensorFlow ops in a parallel `map`: one example per kept centre word, with its context words
-in a `[2 * window]` row (-1 where the random reduced window or the sentence ends). Skip-gram
-pairs and CBOW inputs are both made from these rows by the model, so a batch is counted in
-words and the loop's examples/second is words/second.
+block becomes the ids of its in-vocabulary words in text order, with -1 after each sentence
+(a line, or `max_sentence_length` words of one). A batch holds exactly `batch_size` words
+(the last one fewer), so a batch is counted in words and the loop's examples/second is
+words/second, as gensim counts. What a model makes of the words (sub-sampling, context
+windows, pairs) is its own business: word2vec's fused kernel does all of it in C++.
 
-Every random choice (sub-sampling, reduced windows, the shuffle within a block, the seed the
-model draws negatives from) uses stateless ops seeded by (seed, epoch, block or batch index),
-so the batch order is a pure function of (seed, epoch) and `skip` resumes exactly.
+Shuffling permutes the sentences within each block, seeded by (seed, epoch, block); each
+batch carries a seed of (seed, epoch, batch index) for the model's random draws. So the batch
+order is a pure function of (seed, epoch) and `skip` resumes exactly.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ class WordCorpus(Dataset):
     def __init__(self, config, *, seed: int):
         super().__init__(config, seed=seed)
         self._spec: DataSpec | None = None
-        self._table = None
+        self._index: dict | None = None
 
     # Subclasses implement these two.
     def split_blocks(self, split: str) -> Iterator[str] | None:
@@ -157,6 +158,7 @@ class WordCorpus(Dataset):
                 "corpus_tokens": int(tokens),
                 "split_words": split_words,
                 "expected_train_words": float(np.dot(keep, word_counts)),
+                "sample": config.sample,
                 "window": config.window,
                 "lower": config.lower,
                 **self.spec_extra(),
@@ -165,93 +167,88 @@ class WordCorpus(Dataset):
         )
 
     def num_examples(self, split: str) -> int | None:
-        """Centre words per pass. For train with sub-sampling this is the expected number
-        (sub-sampling is random; the count varies by a few hundredths of a percent)."""
+        """In-vocabulary words per pass (before any sub-sampling: the model does that)."""
         self.check_split(split)
-        extra = self.spec().extra
-        if split == "train" and self.config.sample:
-            return max(1, round(extra["expected_train_words"]))
-        return extra["split_words"].get(split, 0)
+        return self.spec().extra["split_words"].get(split, 0)
+
+    def word_index(self) -> dict:
+        if self._index is None:
+            self._index = {word: i for i, word in enumerate(self.spec().vocabulary)}
+        return self._index
 
     # --- the pipeline --------------------------------------------------------------------
-
-    def lookup_table(self):
-        if self._table is None:
-            words = self.spec().vocabulary
-            initializer = tf.lookup.KeyValueTensorInitializer(
-                tf.constant(words), tf.range(len(words), dtype=tf.int32)
-            )
-            self._table = tf.lookup.StaticHashTable(initializer, default_value=-1)
-        return self._table
 
     def batches(self, split, batch_size, *, epoch=0, skip=0, shuffle=False, drop_remainder=False):
         self.check_split(split)
         if self.split_blocks(split) is None:
             raise DataError(f"this corpus has no {split!r} split")
-        config = self.config
-        spec = self.spec()
-        sample = config.sample if split == "train" else 0.0
-        keep = tf.constant(keep_probabilities(spec.extra["counts"], sample), tf.float32)
-        table = self.lookup_table()
-        window, lower, max_length = config.window, config.lower, config.max_sentence_length
-        seed = tf.constant(self.seed, tf.int64)
-        epoch = tf.constant(epoch, tf.int64)
+        seed, epoch = self.seed, int(epoch)
+        index = self.word_index()
+        length = self.config.max_sentence_length
+        lower = self.config.lower
 
-        def windows(index, block):
-            block_seed = tf.stack([seed * _BLOCK_SALT + epoch, index])
-            seeds = tf.random.experimental.stateless_split(block_seed, 3)
-            lines = tf.strings.split(block, "\n")
-            if lower:
-                lines = tf.strings.lower(lines, encoding="utf-8")
-            tokens = tf.strings.split(lines)
-            ids = table.lookup(tokens.flat_values)
-            rows = tokens.value_rowids()
-            position = tf.range(tf.size(ids, out_type=tf.int64)) - tf.gather(
-                tokens.row_starts(), rows
-            )
-            sentence = rows * (2**40) + position // max_length
-            kept = ids >= 0
-            if sample:
-                draw = tf.random.stateless_uniform(tf.shape(ids), seeds[0])
-                kept &= draw < tf.gather(keep, tf.maximum(ids, 0))
-            ids = tf.boolean_mask(ids, kept)
-            sentence = tf.boolean_mask(sentence, kept)
-            count = tf.size(ids)
-            reach = tf.random.stateless_uniform(
-                [count], seeds[1], minval=1, maxval=window + 1, dtype=tf.int32
-            )
-            here = tf.range(count)
-            columns = []
-            for offset in [*range(-window, 0), *range(1, window + 1)]:
-                there = here + offset
-                inside = (there >= 0) & (there < count)
-                there = tf.clip_by_value(there, 0, tf.maximum(count - 1, 0))
-                valid = inside & (abs(offset) <= reach)
-                valid &= tf.gather(sentence, there) == sentence
-                columns.append(tf.where(valid, tf.gather(ids, there), -1))
-            context = tf.stack(columns, axis=1) if columns else tf.zeros([count, 0], tf.int32)
-            if shuffle:
-                order = tf.argsort(tf.random.stateless_uniform([count], seeds[2]))
-                ids, context = tf.gather(ids, order), tf.gather(context, order)
-            return {"center": ids, "context": context}
+        def sentences():
+            for number, block in enumerate(self.split_blocks(split)):
+                ids = token_ids(block.lower() if lower else block, index, length)
+                if shuffle:
+                    rng = np.random.default_rng([seed, _BLOCK_SALT, epoch, number])
+                    ids = shuffled_sentences(ids, rng)
+                yield ids
 
-        def add_seed(index, features):
-            batch_seed = tf.stack([seed * _BATCH_SALT + epoch, index])
-            features = {**features, "seed": batch_seed}
-            return features, features["center"]
+        def elements():
+            batched = word_batches(sentences(), batch_size, drop_remainder=drop_remainder)
+            for number, tokens in enumerate(batched):
+                if number < skip:
+                    continue
+                batch_seed = np.array([seed * _BATCH_SALT + epoch, number], np.int64)
+                yield {"tokens": tokens, "seed": batch_seed}, tokens
 
-        blocks = tf.data.Dataset.from_generator(
-            lambda: self.split_blocks(split), output_signature=tf.TensorSpec([], tf.string)
-        )
-        return (
-            blocks.enumerate()
-            .map(windows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .rebatch(batch_size, drop_remainder=drop_remainder)
-            .enumerate()
-            .skip(skip)
-            .map(add_seed)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        tokens = tf.TensorSpec([None], tf.int32)
+        signature = ({"tokens": tokens, "seed": tf.TensorSpec([2], tf.int64)}, tokens)
+        # Python makes the ids (a dict lookup per word, about 0.1 s per million words) on
+        # tf.data's thread while the model trains on the previous batch.
+        return tf.data.Dataset.from_generator(elements, output_signature=signature).prefetch(2)
+
+
+def token_ids(text: str, index: dict, max_length: int) -> np.ndarray:
+    """Ids of the in-vocabulary words of `text` in order, and -1 after each sentence: a line,
+    or `max_length` words of one (out-of-vocabulary words count, as in gensim)."""
+    ids: list = []
+    ends = []
+    missing = itertools.repeat(-2)
+    for line in text.split("\n"):
+        words = line.split()
+        for start in range(0, len(words), max_length):
+            ids.extend(map(index.get, words[start : start + max_length], missing))
+            ends.append(len(ids))
+    array = np.insert(np.array(ids, np.int32), np.array(ends, np.int64), -1)
+    return array[array != -2]
+
+
+def shuffled_sentences(ids: np.ndarray, rng) -> np.ndarray:
+    """`ids` (sentences ended by -1) with the sentences in a random order."""
+    sentences = np.split(ids, np.flatnonzero(ids == -1) + 1)
+    if len(sentences) < 2:
+        return ids
+    order = rng.permutation(len(sentences))
+    return np.concatenate([sentences[i] for i in order])
+
+
+def word_batches(pieces, batch_size: int, *, drop_remainder: bool) -> Iterator[np.ndarray]:
+    """Cuts a stream of id arrays into batches of exactly `batch_size` words (ids >= 0; the
+    -1 sentence ends ride along), the last one fewer unless `drop_remainder`."""
+    pending = np.empty(0, np.int32)
+    for piece in pieces:
+        pending = np.concatenate([pending, piece])
+        words = np.flatnonzero(pending >= 0)
+        cuts = words[batch_size - 1 :: batch_size] + 1
+        start = 0
+        for cut in cuts:
+            yield pending[start:cut]
+            start = cut
+        pending = pending[start:]
+    if not drop_remainder and np.any(pending >= 0):
+        yield pending
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """word2vec: skip-gram and CBOW word embeddings with negative sampling, NCE or sampled softmax.
 
-The data (`text_corpus`, `grouped_words`) gives one example per kept centre word: its id and
-a row of context ids (-1 where the reduced window or the sentence ends). Skip-gram turns the
-rows into (centre, context) pairs; CBOW averages the context vectors to predict the centre.
+The data (`text_corpus`, `grouped_words`) gives batches of word ids in text order, -1 ending
+a sentence. The model sub-samples them and draws each kept word's reduced context window
+(`word2vec_sampling`); skip-gram trains (centre, context) pairs, CBOW averages the context
+vectors to predict the centre.
 
 As in word2vec's per-pair SGD, `gradient: sum` gives every pair the full learning rate (the
 batch gradient is the sum over pairs, not the mean), so `train.optimizer.learning_rate` means
@@ -16,7 +17,8 @@ an output bias and subtract log(expected count of the word among the draws), exa
 centre instead of once per batch keeps per-pair SGD stable on large batches.
 
 With negative sampling and plain SGD the `fused` kernel (`model.kernel`, tftrain/ops) replaces
-all of this in training: one C++ op per batch runs word2vec.c's per-pair updates in place.
+all of this in training: one C++ op per batch sub-samples, draws the windows and runs
+word2vec.c's per-pair updates in place.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ import numpy as np
 from tftrain.errors import ConfigError, TrainingError
 from tftrain.lazy import keras, tf
 from tftrain.models.base import Model, ModelConfig, PredictOption
+from tftrain.models.word2vec_sampling import (
+    alias_table,
+    context_windows,
+    keep_probabilities,
+    noise_distribution,
+)
 from tftrain.registry import models
 from tftrain.schema import limits
 
@@ -66,17 +74,6 @@ class Word2VecConfig(ModelConfig):
     nearest_count: int = field(default=8, metadata=limits(ge=1))
 
 
-def noise_distribution(counts: np.ndarray, sampler: str, power: float) -> np.ndarray:
-    """Noise probabilities of the words (ids sorted by falling count)."""
-    if sampler == "log_uniform":
-        # P(rank k) = log((k + 2) / (k + 1)) / log(V + 1), as tf.random.log_uniform_candidate_sampler.
-        ranks = np.arange(len(counts), dtype=np.float64)
-        noise = np.log((ranks + 2.0) / (ranks + 1.0))
-    else:
-        noise = counts**power
-    return noise / noise.sum()
-
-
 def scaled_gradient(values, scale):
     """`values` unchanged; their gradient times `scale` (no gradient for `scale`)."""
 
@@ -105,6 +102,10 @@ class Word2Vec(Model):
         counts = np.asarray(spec.extra["counts"], dtype=np.float64)
         noise = noise_distribution(counts, config.sampler, config.noise_power)
         self.noise_cdf = np.cumsum(noise).astype(np.float32)
+        self.noise_accept, self.noise_alias = alias_table(noise)
+        # Sub-sampling, a data setting: the corpus counted the words, the model draws.
+        self.keep = keep_probabilities(counts, spec.extra.get("sample", 0.0)).astype(np.float32)
+        self.window = int(spec.extra["window"])
         # nce / sampled_softmax subtract log(expected draws of a word) = log(negatives x q(w)).
         self.log_expected_count = np.log(np.maximum(config.negatives * noise, 1e-30)).astype(
             np.float32
@@ -160,7 +161,7 @@ class Word2Vec(Model):
         from tftrain import ops
 
         try:
-            self.fused_step = ops.load("word2vec").word2vec_negative_sampling_step
+            self.fused_step = ops.load("word2vec").word2vec_train_tokens
         except ops.OpBuildError as error:
             if kernel == "fused":
                 raise TrainingError(f"model.kernel: fused is unavailable here: {error}") from error
@@ -171,23 +172,30 @@ class Word2Vec(Model):
     def train_in_place(self, features, learning_rate) -> dict:
         """One fused SGD step on a batch (see `in_place_update`); returns the loss sums."""
         net = self.network
-        loss_sum, pairs = self.fused_step(
+        loss_sum, pairs, _ = self.fused_step(
             net.input_vectors.value.handle,
             net.output_vectors.value.handle,
-            tf.cast(features["center"], tf.int32),
-            tf.cast(features["context"], tf.int32),
-            tf.constant(self.noise_cdf),
-            tf.cast(features["seed"], tf.int64),
+            features["tokens"],
+            tf.constant(self.keep),
+            tf.constant(self.noise_accept),
+            tf.constant(self.noise_alias),
+            features["seed"],
             tf.cast(learning_rate, tf.float32),
+            window=self.window,
             negatives=self.config.negatives,
             cbow=self.config.architecture == "cbow",
             cbow_mean=self.config.cbow_mean,
         )
         return {"loss": (loss_sum, pairs)}
 
+    def windows(self, features, *, training: bool):
+        """(centres, context rows) of a batch; sub-sampled only in training."""
+        keep = self.keep if training else None
+        return context_windows(features["tokens"], features["seed"], self.window, keep)
+
     def forward(self, features, *, training: bool, state=()):
         net = self.network
-        center, context = features["center"], features["context"]
+        center, context = self.windows(features, training=training)
         outputs = net.output_vectors.value
         if self.config.architecture == "skipgram":
             # One noise draw per centre word, shared by its pairs: a centre's pairs share its
@@ -216,7 +224,9 @@ class Word2Vec(Model):
             rows = tf.range(tf.shape(targets, out_type=tf.int64)[0])
             width = tf.ones_like(targets, tf.float32)
             true_scores = tf.reduce_sum(hidden * self.gather(outputs, targets), axis=-1)
-        noise = self.draw_negatives(tf.shape(hidden)[0], features["seed"])  # [N, K]
+        # A stream of its own for the noise words (the windows drew from the batch's seed).
+        noise_seed = tf.random.experimental.stateless_fold_in(features["seed"], 1)
+        noise = self.draw_negatives(tf.shape(hidden)[0], noise_seed)  # [N, K]
         noise_scores = tf.reduce_sum(self.gather(outputs, noise) * hidden[:, None, :], -1)
         loss_sum = self.sampled_loss(true_scores, targets, noise_scores, noise, rows, width)
         return self.summed(loss_sum, tf.reduce_sum(width)), state

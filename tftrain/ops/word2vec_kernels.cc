@@ -1,15 +1,23 @@
-// word2vec's inner loop as one TensorFlow op: negative-sampling SGD applied in place.
+// word2vec's training as one TensorFlow op: from a batch of token ids to negative-sampling
+// SGD applied in place.
 //
-// The graph path (tftrain/models/word2vec.py) gathers vectors into [pairs, dim] temporaries,
-// differentiates and scatters the sparse gradients back: dozens of ops and several copies of
-// every touched row per step. This op does what word2vec.c and gensim do instead: for each
-// (centre, context) pair, a few dot products and axpy updates on the rows themselves, with
-// lock-free parallel updates ("Hogwild") over the batch's centre words. It is the successor
-// of the TensorFlow tutorial's word2vec_kernels.cc (NegTrainWord2vec), for resource variables.
+// The graph path (tftrain/models/word2vec.py) builds context windows with TensorFlow ops,
+// gathers vectors into [pairs, dim] temporaries, differentiates and scatters the sparse
+// gradients back. This op does what word2vec.c and gensim do instead. It sub-samples the
+// batch's words, draws each kept word's reduced window, and for every (centre, context) pair
+// runs a few dot products and axpy updates on the rows themselves, with lock-free parallel
+// updates ("Hogwild") over the batch's centre words. It is the successor of the TensorFlow
+// tutorial's word2vec_kernels.cc (SkipgramWord2vec + NegTrainWord2vec), for resource
+// variables.
+//
+// Every random choice (keep a word, its window, its noise words, the order of the centres) is
+// drawn from a counter-based generator keyed by (seed, position in the batch), so a batch's
+// draws do not depend on the thread that runs it, and a resumed run draws the same.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -33,30 +41,32 @@ using tensorflow::TensorShape;
 using tensorflow::Var;
 namespace errors = tensorflow::errors;
 
-REGISTER_OP("Word2vecNegativeSamplingStep")
+REGISTER_OP("Word2vecTrainTokens")
     .Input("input_vectors: resource")
     .Input("output_vectors: resource")
-    .Input("center: int32")      // [batch] centre word ids
-    .Input("context: int32")     // [batch, slots] context ids, -1 for an empty slot
-    .Input("noise_cdf: float")   // [vocabulary] cumulative noise distribution
-    .Input("seed: int64")        // [2] stateless seed of this batch
+    .Input("tokens: int32")           // [n] word ids in text order; -1 ends a sentence
+    .Input("keep: float")             // [vocabulary] probability of keeping a word (sub-sampling)
+    .Input("noise_accept: float")     // [vocabulary] alias table of the noise distribution:
+    .Input("noise_alias: int32")      //   bucket i is word i with probability accept[i], else alias[i]
+    .Input("seed: int64")             // [2] stateless seed of this batch
     .Input("learning_rate: float")
+    .Attr("window: int >= 1")
     .Attr("negatives: int >= 1")
     .Attr("cbow: bool = false")
     .Attr("cbow_mean: bool = true")
-    .Output("loss_sum: float")   // summed negative-sampling loss of the batch, before updates
-    .Output("pairs: float")      // (centre, context) pairs (skip-gram) or examples (CBOW)
+    .Attr("shuffle: bool = false")    // visit the centre words in a random order
+    .Output("loss_sum: float")        // summed negative-sampling loss of the batch, before updates
+    .Output("pairs: float")           // (centre, context) pairs (skip-gram) or examples (CBOW)
+    .Output("kept: float")            // words kept by the sub-sampling
     .SetIsStateful()
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
-      c->set_output(0, c->Scalar());
-      c->set_output(1, c->Scalar());
+      for (int i = 0; i < 3; ++i) c->set_output(i, c->Scalar());
       return tensorflow::OkStatus();
     });
 
 namespace {
 
-// splitmix64: a counter-based generator, so each centre word's draws depend only on
-// (seed, position in the batch), whatever thread runs it.
+// splitmix64: a counter-based generator, so each draw depends only on (seed, position).
 inline uint64_t Mix(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -66,11 +76,13 @@ inline uint64_t Mix(uint64_t x) {
 
 struct Random {
   uint64_t state;
-  float Uniform() {  // [0, 1)
-    state = Mix(state);
-    return static_cast<float>(state >> 40) * (1.0f / 16777216.0f);
-  }
+  uint64_t Next() { return state = Mix(state); }
+  float Uniform() { return static_cast<float>(Next() >> 40) * (1.0f / 16777216.0f); }  // [0, 1)
 };
+
+// Streams of random numbers kept apart by salt.
+constexpr uint64_t kKeepSalt = 0x6b656570ULL, kReachSalt = 0x7265616368ULL,
+                   kOrderSalt = 0x6f72646572ULL, kNoiseSalt = 0x6e6f697365ULL;
 
 // log(1 + exp(x)) without overflow.
 inline float Softplus(float x) {
@@ -111,13 +123,13 @@ const Tables& tables() {
   return *instance;
 }
 
-inline float Dot(const float* a, const float* b, int n) {
+inline float Dot(const float* __restrict__ a, const float* __restrict__ b, int n) {
   float sum = 0;
   for (int i = 0; i < n; ++i) sum += a[i] * b[i];
   return sum;
 }
 
-inline void Axpy(float alpha, const float* x, float* y, int n) {
+inline void Axpy(float alpha, const float* __restrict__ x, float* __restrict__ y, int n) {
   for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
@@ -134,28 +146,64 @@ Status PrepareForUpdate(OpKernelContext* ctx, Var* var) {
   return tensorflow::OkStatus();
 }
 
+// The batch after sub-sampling: kept word ids, the sentence of each, and a reduced window
+// ("reach", 1..window) per kept word, as word2vec.c's `b`.
+struct Kept {
+  std::vector<int32_t> words;
+  std::vector<int32_t> sentence;
+  std::vector<int32_t> reach;
+};
+
+Kept Subsample(const int32_t* tokens, int64_t n, const float* keep, uint64_t key, int window) {
+  const uint64_t keep_key = Mix(key ^ kKeepSalt), reach_key = Mix(key ^ kReachSalt);
+  Kept kept;
+  kept.words.reserve(n);
+  kept.sentence.reserve(n);
+  int32_t sentence = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t word = tokens[i];
+    if (word < 0) {
+      ++sentence;
+      continue;
+    }
+    const float p = keep[word];
+    if (p < 1.0f) {
+      Random random{keep_key + static_cast<uint64_t>(i)};
+      if (random.Uniform() >= p) continue;
+    }
+    kept.words.push_back(word);
+    kept.sentence.push_back(sentence);
+  }
+  kept.reach.resize(kept.words.size());
+  for (size_t j = 0; j < kept.words.size(); ++j) {
+    kept.reach[j] = 1 + static_cast<int32_t>(Mix(reach_key + j) % window);
+  }
+  return kept;
+}
+
 }  // namespace
 
-class Word2vecNegativeSamplingStepOp : public OpKernel {
+class Word2vecTrainTokensOp : public OpKernel {
  public:
-  explicit Word2vecNegativeSamplingStepOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit Word2vecTrainTokensOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("window", &window_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("negatives", &negatives_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("cbow", &cbow_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("cbow_mean", &cbow_mean_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("shuffle", &shuffle_));
   }
 
   void Compute(OpKernelContext* ctx) override {
     tensorflow::core::RefCountPtr<Var> inputs, outputs;
     OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, 0), &inputs));
     OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, 1), &outputs));
-    const Tensor& center = ctx->input(2);
-    const Tensor& context = ctx->input(3);
-    const Tensor& cdf = ctx->input(4);
-    const Tensor& seed = ctx->input(5);
-    const float rate = ctx->input(6).scalar<float>()();
-    OP_REQUIRES(ctx, context.dims() == 2 && center.dims() == 1 &&
-                         context.dim_size(0) == center.dim_size(0),
-                errors::InvalidArgument("center must be [batch] and context [batch, slots]"));
+    const Tensor& tokens = ctx->input(2);
+    const Tensor& keep = ctx->input(3);
+    const Tensor& accept = ctx->input(4);
+    const Tensor& alias = ctx->input(5);
+    const Tensor& seed = ctx->input(6);
+    const float rate = ctx->input(7).scalar<float>()();
+    OP_REQUIRES(ctx, tokens.dims() == 1, errors::InvalidArgument("tokens must be [n]"));
     OP_REQUIRES(ctx, seed.NumElements() == 2, errors::InvalidArgument("seed must have 2 values"));
 
     // Both tables locked for the step, in address order (no deadlock with another step).
@@ -168,48 +216,50 @@ class Word2vecNegativeSamplingStepOp : public OpKernel {
     const Tensor& in_table = *inputs->tensor();
     const Tensor& out_table = *outputs->tensor();
     OP_REQUIRES(ctx, in_table.dims() == 2 && in_table.shape() == out_table.shape() &&
-                         in_table.dtype() == tensorflow::DT_FLOAT,
+                         in_table.dtype() == tensorflow::DT_FLOAT &&
+                         out_table.dtype() == tensorflow::DT_FLOAT,
                 errors::InvalidArgument("input and output vectors must be float [vocabulary, dim]"));
     const int64_t vocabulary = in_table.dim_size(0);
     const int dim = static_cast<int>(in_table.dim_size(1));
-    OP_REQUIRES(ctx, cdf.NumElements() == vocabulary,
-                errors::InvalidArgument("noise_cdf must have one value per word"));
-
-    const int64_t batch = center.dim_size(0);
-    const int64_t slots = context.dim_size(1);
-    const int32_t* centers = center.flat<int32_t>().data();
-    const int32_t* contexts = context.flat<int32_t>().data();
-    for (int64_t i = 0; i < batch; ++i) {
-      OP_REQUIRES(ctx, centers[i] >= 0 && centers[i] < vocabulary,
-                  errors::InvalidArgument("centre id ", centers[i], " outside the vocabulary"));
+    OP_REQUIRES(ctx,
+                keep.NumElements() == vocabulary && accept.NumElements() == vocabulary &&
+                    alias.NumElements() == vocabulary,
+                errors::InvalidArgument("keep, noise_accept and noise_alias need one value per word"));
+    const int32_t* aliases = alias.flat<int32_t>().data();
+    for (int64_t i = 0; i < vocabulary; ++i) {
+      OP_REQUIRES(ctx, aliases[i] >= 0 && aliases[i] < vocabulary,
+                  errors::InvalidArgument("noise alias ", aliases[i], " outside the vocabulary"));
     }
-    for (int64_t i = 0; i < batch * slots; ++i) {
-      OP_REQUIRES(ctx, contexts[i] < vocabulary,
-                  errors::InvalidArgument("context id ", contexts[i], " outside the vocabulary"));
+    const int64_t n = tokens.NumElements();
+    const int32_t* ids = tokens.flat<int32_t>().data();
+    for (int64_t i = 0; i < n; ++i) {
+      OP_REQUIRES(ctx, ids[i] >= -1 && ids[i] < vocabulary,
+                  errors::InvalidArgument("token id ", ids[i], " outside the vocabulary"));
+    }
+
+    const uint64_t key = Mix(static_cast<uint64_t>(seed.flat<int64_t>()(0)) ^
+                             Mix(static_cast<uint64_t>(seed.flat<int64_t>()(1))));
+    const Kept kept = Subsample(ids, n, keep.flat<float>().data(), key, window_);
+    const int64_t count = static_cast<int64_t>(kept.words.size());
+    std::vector<int32_t> order;
+    if (shuffle_) {  // Fisher-Yates, from the batch's seed
+      order.resize(count);
+      std::iota(order.begin(), order.end(), 0);
+      Random random{Mix(key ^ kOrderSalt)};
+      for (int64_t i = count - 1; i > 0; --i) std::swap(order[i], order[random.Next() % (i + 1)]);
     }
 
     float* in = inputs->tensor()->flat<float>().data();
     float* out = outputs->tensor()->flat<float>().data();
-    const float* noise_cdf = cdf.flat<float>().data();
-    const uint64_t key = Mix(static_cast<uint64_t>(seed.flat<int64_t>()(0)) ^
-                             Mix(static_cast<uint64_t>(seed.flat<int64_t>()(1))));
+    const float* accepts = accept.flat<float>().data();
 
-    tensorflow::mutex totals_mu;
-    double loss_sum = 0, pair_count = 0;
-
+    // A noise word by the alias method: one bucket, one coin; two reads whatever the
+    // vocabulary (a binary search over the cumulative distribution needs log2(V)).
     auto draw = [&](Random& random) -> int32_t {
-      // upper_bound without branches (the comparison becomes a conditional move): a
-      // mispredicted branch per level would cost more than the search's memory reads.
-      const float u = random.Uniform();
-      const float* base = noise_cdf;
-      int64_t n = vocabulary;
-      while (n > 1) {
-        const int64_t half = n / 2;
-        base = base[half] <= u ? base + half : base;
-        n -= half;
-      }
-      const int64_t id = (base - noise_cdf) + (*base <= u);
-      return static_cast<int32_t>(std::min<int64_t>(id, vocabulary - 1));
+      const uint64_t bits = random.Next();
+      const int64_t bucket = static_cast<int64_t>((bits >> 32) * static_cast<uint64_t>(vocabulary) >> 32);
+      const float coin = static_cast<float>(bits & 0xFFFFFF) * (1.0f / 16777216.0f);
+      return coin < accepts[bucket] ? static_cast<int32_t>(bucket) : aliases[bucket];
     };
 
     // One target word and `negatives` noise words against the hidden vector `h`: adds the
@@ -225,9 +275,8 @@ class Word2vecNegativeSamplingStepOp : public OpKernel {
         }
         float* row = out + static_cast<int64_t>(word) * dim;
         const float score = Dot(h, row, dim);
-        const float label = k == 0 ? 1.0f : 0.0f;
         loss += table.Softplus(k == 0 ? -score : score);
-        const float g = (label - table.Sigmoid(score)) * rate;
+        const float g = ((k == 0 ? 1.0f : 0.0f) - table.Sigmoid(score)) * rate;
         // error += g * row and row += g * h in one pass over the row (three distinct
         // buffers: h is an input vector or a local average, row an output vector).
         float* __restrict__ out_row = row;
@@ -242,38 +291,46 @@ class Word2vecNegativeSamplingStepOp : public OpKernel {
       return loss;
     };
 
+    const uint64_t noise_key = Mix(key ^ kNoiseSalt);
+    tensorflow::mutex totals_mu;
+    double loss_sum = 0, pair_count = 0;
+    const int32_t* words = kept.words.data();
+    const int32_t* sentences = kept.sentence.data();
     auto work = [&](int64_t begin, int64_t end) {
       std::vector<float> error(dim), hidden(dim);
       double loss = 0, pairs = 0;
       for (int64_t b = begin; b < end; ++b) {
-        Random random{Mix(key ^ static_cast<uint64_t>(b))};
-        const int32_t* row = contexts + b * slots;
+        const int64_t j = shuffle_ ? order[b] : b;
+        Random random{noise_key + static_cast<uint64_t>(j)};
+        const int64_t from = std::max<int64_t>(0, j - kept.reach[j]);
+        const int64_t to = std::min<int64_t>(count - 1, j + kept.reach[j]);
         if (!cbow_) {
-          float* h = in + static_cast<int64_t>(centers[b]) * dim;
-          for (int64_t s = 0; s < slots; ++s) {
-            if (row[s] < 0) continue;
+          float* h = in + static_cast<int64_t>(words[j]) * dim;
+          for (int64_t c = from; c <= to; ++c) {
+            if (c == j || sentences[c] != sentences[j]) continue;
             std::fill(error.begin(), error.end(), 0.0f);
-            loss += train_pair(h, row[s], error.data(), random);
+            loss += train_pair(h, words[c], error.data(), random);
             Axpy(1.0f, error.data(), h, dim);
             pairs += 1;
           }
         } else {
-          int count = 0;
+          int context = 0;
           std::fill(hidden.begin(), hidden.end(), 0.0f);
-          for (int64_t s = 0; s < slots; ++s) {
-            if (row[s] < 0) continue;
-            Axpy(1.0f, in + static_cast<int64_t>(row[s]) * dim, hidden.data(), dim);
-            ++count;
+          for (int64_t c = from; c <= to; ++c) {
+            if (c == j || sentences[c] != sentences[j]) continue;
+            Axpy(1.0f, in + static_cast<int64_t>(words[c]) * dim, hidden.data(), dim);
+            ++context;
           }
-          if (count == 0) continue;
+          if (context == 0) continue;
           if (cbow_mean_) {
-            for (float& value : hidden) value /= count;
+            for (float& value : hidden) value /= context;
           }
           std::fill(error.begin(), error.end(), 0.0f);
-          loss += train_pair(hidden.data(), centers[b], error.data(), random);
+          loss += train_pair(hidden.data(), words[j], error.data(), random);
           // word2vec.c and gensim add the whole error to every context word (for the mean too).
-          for (int64_t s = 0; s < slots; ++s) {
-            if (row[s] >= 0) Axpy(1.0f, error.data(), in + static_cast<int64_t>(row[s]) * dim, dim);
+          for (int64_t c = from; c <= to; ++c) {
+            if (c == j || sentences[c] != sentences[j]) continue;
+            Axpy(1.0f, error.data(), in + static_cast<int64_t>(words[c]) * dim, dim);
           }
           pairs += 1;
         }
@@ -286,27 +343,27 @@ class Word2vecNegativeSamplingStepOp : public OpKernel {
     // Under op determinism (train.deterministic) one thread keeps the update order, hence the
     // weights, reproducible; otherwise threads update rows without locks, as word2vec does.
     if (tensorflow::OpDeterminismRequired()) {
-      work(0, batch);
+      work(0, count);
     } else {
       auto* threads = ctx->device()->tensorflow_cpu_worker_threads();
-      const int64_t cost = std::max<int64_t>(1, slots * (negatives_ + 1) * dim * 6);
-      tensorflow::Shard(threads->num_threads, threads->workers, batch, cost, work);
+      const int64_t cost = std::max<int64_t>(1, 2 * window_ * (negatives_ + 1) * dim * 3);
+      tensorflow::Shard(threads->num_threads, threads->workers, count, cost, work);
     }
 
-    Tensor* loss_out = nullptr;
-    Tensor* pairs_out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({}), &loss_out));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({}), &pairs_out));
-    loss_out->scalar<float>()() = static_cast<float>(loss_sum);
-    pairs_out->scalar<float>()() = static_cast<float>(pair_count);
+    const float totals[3] = {static_cast<float>(loss_sum), static_cast<float>(pair_count),
+                             static_cast<float>(count)};
+    for (int i = 0; i < 3; ++i) {
+      Tensor* output = nullptr;
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(i, TensorShape({}), &output));
+      output->scalar<float>()() = totals[i];
+    }
   }
 
  private:
-  int negatives_;
-  bool cbow_, cbow_mean_;
+  int window_, negatives_;
+  bool cbow_, cbow_mean_, shuffle_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("Word2vecNegativeSamplingStep").Device(DEVICE_CPU),
-                        Word2vecNegativeSamplingStepOp);
+REGISTER_KERNEL_BUILDER(Name("Word2vecTrainTokens").Device(DEVICE_CPU), Word2vecTrainTokensOp);
 
 }  // namespace tftrain

@@ -33,15 +33,14 @@ class NonFiniteGuard:
         self.rollbacks = 0
 
     def record(self, finite, step) -> None:
-        """In the compiled loop, after each step (`step` already counts this batch)."""
-        if finite:
-            self.in_a_row.assign(0)
-        else:
-            self.skipped.assign_add(1)
-            self.in_a_row.assign_add(1)
-            self.most_in_a_row.assign(tf.maximum(self.most_in_a_row, self.in_a_row))
-            if self.first_bad_step < 0:
-                self.first_bad_step.assign(step)
+        """In the compiled loop, after each step (`step` already counts this batch). Written
+        without Python branches, so the loop needs no autograph."""
+        bad = tf.logical_not(finite)
+        self.skipped.assign_add(tf.cast(bad, tf.int64))
+        self.in_a_row.assign(tf.where(bad, self.in_a_row + 1, tf.constant(0, tf.int64)))
+        self.most_in_a_row.assign(tf.maximum(self.most_in_a_row, self.in_a_row))
+        first = bad & (self.first_bad_step < 0)
+        self.first_bad_step.assign(tf.where(first, tf.cast(step, tf.int64), self.first_bad_step))
 
     def reset(self) -> None:
         self.in_a_row.assign(0)

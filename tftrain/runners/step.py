@@ -116,6 +116,8 @@ class InPlaceStep(TrainStep):
     learning rate; the optimizer only counts the step, so schedules, rollback and resume work
     as usual."""
 
+    graph_ready = True  # no Python control flow on tensors: the loop calls it unconverted
+
     def __call__(self, features, labels, rng_state):
         optimizer = self.state.base_optimizer
         metrics = self.model.train_in_place(features, self.state.schedule(optimizer.iterations))
