@@ -1,4 +1,4 @@
-"""Distributed training throughput on this machine: 1 process vs 1 and 2 workers vs mirrored.
+"""Distributed training throughput on this machine: 1 and 2 workers and mirrored vs 1 process.
 
 Same MLP (500 hidden), same data (MNIST from ../shared/data when present, else digits tiled),
 same global batch, same number of steps; every setting runs in fresh processes (devices and
@@ -6,12 +6,16 @@ TF_CONFIG must be set before TensorFlow starts). Figures are global examples per
 the training log windows after the first (the first includes tracing). On a 2-core machine
 with every process on the same cores, extra workers add all-reduce and gRPC work and no
 compute, so no speed-up is expected: the point is that it runs and the figures are honest.
+There is no peer library here: each of runs() rounds runs 1 process, then every other setting,
+and a setting's ratio is its rate over that round's 1 process (recorded with peer "1 process";
+above 1 would be a speed-up).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import SHARED_DATA, table
+from bench.common import SHARED_DATA, record, runs
 
 BATCH = 128
 STEPS = 240
@@ -70,34 +74,53 @@ def run(args: list[str]) -> None:
         )
 
 
+def measure(config: Path, command: list[str], extra: list[str]) -> float:
+    """Global examples/second of one `tftrain` run of `config`, in a run directory of its own."""
+    run_dir = Path(tempfile.mkdtemp(dir=config.parent)) / "run"
+    run([*command, str(config), "--run-dir", str(run_dir), "--quiet", *extra])
+    return rate(run_dir)
+
+
+SETTINGS = {  # name: (tftrain command, extra options); each compared with 1 process
+    "1 worker (multi_worker)": (["launch", "--workers", "1"], []),
+    "2 workers (multi_worker, 127.0.0.1)": (["launch", "--workers", "2"], []),
+    "mirrored, 2 logical CPUs": (
+        ["fit"],
+        ["--set", "device.strategy=mirrored", "--set", "device.logical_cpus=2"],
+    ),
+}
+
+
 def main() -> None:
     tree, label = config_tree()
-    settings = [
-        ("1 process (default strategy)", ["fit"], []),
-        ("1 worker (multi_worker)", ["launch", "--workers", "1"], []),
-        ("2 workers (multi_worker, 127.0.0.1)", ["launch", "--workers", "2"], []),
-        (
-            "mirrored, 2 logical CPUs",
-            ["fit"],
-            ["--set", "device.strategy=mirrored", "--set", "device.logical_cpus=2"],
-        ),
-    ]
-    rows = []
+    print(
+        f"MLP 500 hidden on {label}, global batch {BATCH}, {STEPS} steps, "
+        f"{os.cpu_count()} CPU cores, {runs()} rounds (global examples/second)"
+    )
+    baseline, rates = [], {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "config.yaml"
         config.write_text(yaml.safe_dump(tree))
-        baseline = None
-        for index, (name, command, extra) in enumerate(settings):
-            run_dir = Path(directory) / f"run{index}"
-            run([*command, str(config), "--run-dir", str(run_dir), "--quiet", *extra])
-            examples = rate(run_dir)
-            baseline = baseline or examples
-            rows.append((name, f"{examples:,.0f}", f"{examples / baseline:.2f}"))
-    print(
-        f"MLP 500 hidden on {label}, global batch {BATCH}, {STEPS} steps, "
-        f"{os.cpu_count()} CPU cores (global examples/second)"
-    )
-    print(table(rows, ("setting", "examples/s", "vs 1 process")))
+        for _ in range(runs()):
+            baseline.append(measure(config, ["fit"], []))
+            for name, (command, extra) in SETTINGS.items():
+                rates[name].append(measure(config, command, extra))
+    for name, own in rates.items():
+        print(
+            f"  medians: {statistics.median(own):,.0f} examples/s, 1 process {statistics.median(baseline):,.0f}"
+        )
+        record(
+            "distributed",
+            name,
+            [r / b for r, b in zip(own, baseline, strict=True)],
+            peer="1 process",
+            unit="examples/s",
+            tftrain_rate=statistics.median(own),
+            peer_rate=statistics.median(baseline),
+            data=label,
+            batch=BATCH,
+            steps=STEPS,
+        )
 
 
 if __name__ == "__main__":

@@ -3,18 +3,18 @@
 Same data (the synthetic language laid out as the PTB producer does), same 2 x 200 LSTM, same
 batch 20 x num_steps 20, SGD with clipping; Keras uses `stateful=True` layers and `fit` with
 `shuffle=False`, which carries the state from batch to batch as tftrain's loop does. Each
-side gets a warm-up epoch (tracing), then timed epochs alternate between the two so that load
-from other processes hits both.
+side gets a warm-up epoch (tracing), then runs() epochs of the two alternate, so that load from
+other processes hits both; each pair gives a ratio (tftrain words/s over Keras').
 """
 
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 
-from bench.common import timed, train_epoch, warmed_trainer
+from bench.common import compare, runs, train_epoch, warmed_trainer
 
 STEPS = 150  # per epoch
-EPOCHS = 3  # timed, after one warm-up epoch each
 STEPS_PER_CALL = 50  # tftrain's train.steps_per_loop and Keras' steps_per_execution
 BATCH, NUM_STEPS, HIDDEN, LAYERS, VOCAB = 20, 20, 200, 2, 2000
 
@@ -34,7 +34,7 @@ def tree():
         },
         "train": {
             "batch_size": BATCH,
-            "epochs": EPOCHS + 1,
+            "epochs": runs() + 1,
             "steps_per_loop": STEPS_PER_CALL,
             "log_every_steps": 50,
             "clip_grad_norm": 5.0,
@@ -76,28 +76,27 @@ def keras_model():
     return model, x, y
 
 
-def keras_epoch(model, x, y) -> None:
+def keras_epoch(model, x, y, run: int) -> None:
     model.fit(x, y, batch_size=BATCH, shuffle=False, verbose=0)
 
 
 def main() -> None:
-    words = STEPS * BATCH * NUM_STEPS * EPOCHS
+    print(
+        f"{LAYERS}x{HIDDEN} LSTM, vocab {VOCAB}, batch {BATCH}x{NUM_STEPS}, {STEPS_PER_CALL} steps "
+        f"per call, {runs()} alternated epochs of {STEPS} steps after a warm-up epoch each"
+    )
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = warmed_trainer(tree(), run_dir)
         model, x, y = keras_model()
-        ours_seconds = peer_seconds = 0.0
-        for epoch in range(1, EPOCHS + 1):
-            ours_seconds += timed(train_epoch, trainer, epoch)
-            peer_seconds += timed(keras_epoch, model, x, y)
-    a, b = words / ours_seconds, words / peer_seconds
-    print(f"{'trainer':<22}{'words/s':>10}")
-    print(f"{'tftrain fit':<22}{a:>10.0f}")
-    print(f"{'keras model.fit':<22}{b:>10.0f}")
-    print(
-        f"ratio tftrain/keras: {a / b:.2f}  ({LAYERS}x{HIDDEN} LSTM, vocab {VOCAB}, "
-        f"batch {BATCH}x{NUM_STEPS}, {STEPS_PER_CALL} steps per call, {EPOCHS} alternating "
-        f"epochs of {STEPS} steps after a warm-up epoch each)"
-    )
+        compare(
+            "lstm",
+            f"{STEPS_PER_CALL} steps per call",
+            ours=partial(train_epoch, trainer),
+            theirs=partial(keras_epoch, model, x, y),
+            work=STEPS * BATCH * NUM_STEPS,
+            peer="keras fit",
+            unit="words/s",
+        )
 
 
 if __name__ == "__main__":

@@ -2,19 +2,20 @@
 
 Same data (MNIST from ../shared/data when present, else the bundled digits tiled to 20k
 examples), same network (784-500-10 or 64-500-10), same optimizer, same batch size (100).
-The first epoch of each is a warm-up (tracing); then epochs of the two alternate and each
-side's fastest epoch is reported. Keras gets a `tf.data` pipeline of the normalised arrays,
-built once, so each timed `fit` call is one epoch.
+The first epoch of each is a warm-up (tracing); then runs() epochs of the two alternate, and
+each pair gives a ratio (tftrain examples/s over Keras'). Epoch times on these machines are
+bimodal (the same code takes 1.5 s or 2.6 s), which is why the median and range of the ratios
+are reported, not one pair. Keras gets a `tf.data` pipeline of the normalised arrays, built
+once, so each timed `fit` call is one epoch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.common import SHARED_DATA, table, timed
+from bench.common import SHARED_DATA, compare, runs
 
 BATCH = 100
-EPOCHS = 7
 
 
 def config_tree(data: dict, steps_per_loop: int) -> dict:
@@ -24,7 +25,7 @@ def config_tree(data: dict, steps_per_loop: int) -> dict:
         "data": data,
         "train": {
             "batch_size": BATCH,
-            "epochs": EPOCHS + 1,
+            "epochs": runs() + 1,
             "steps_per_loop": steps_per_loop,
             "log_every_steps": 10**6,
             "optimizer": {"name": "sgd", "learning_rate": 0.1},
@@ -41,22 +42,22 @@ def data_section() -> tuple[dict, str]:
 
 
 def tftrain_epoch(tree: dict, run_dir: str):
-    """A trainer warmed up by one epoch, and a function that times one more epoch."""
+    """A trainer warmed up by one epoch, and a function that trains one more epoch."""
     from tftrain.config import config_from_dict
     from tftrain.runners.trainer import Trainer
 
     trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
     trainer.loop.run_epoch("train", training=True)  # warm-up: traces the step
 
-    def epoch() -> float:
+    def epoch(run: int) -> None:
         trainer.state.step_in_epoch.assign(0)
-        return timed(trainer.loop.run_epoch, "train", training=True)
+        trainer.loop.run_epoch("train", training=True)
 
     return trainer, epoch
 
 
 def keras_epoch(trainer, steps_per_execution: int):
-    """The same network in Keras, warmed up by one epoch, and a function timing one more."""
+    """The same network in Keras, warmed up by one epoch, and a function training one more."""
     import keras
 
     x, y = trainer.dataset.arrays("train")
@@ -86,43 +87,28 @@ def keras_epoch(trainer, steps_per_execution: int):
         .prefetch(tf.data.AUTOTUNE)
     )
     model.fit(data, epochs=1, verbose=0)  # warm-up
-    return lambda: timed(model.fit, data, epochs=1, verbose=0)
-
-
-def fastest_rates(examples: int, ours, theirs) -> tuple[float, float]:
-    """Examples/second of each side's fastest of EPOCHS epochs, the two alternating.
-
-    Epoch times on these machines are bimodal (the same code takes 1.5 s or 2.6 s), so a
-    block of epochs per side can land in different spells; alternating and taking the
-    fastest (as `timeit` does) compares what each loop can do.
-    """
-    times = [(ours(), theirs()) for _ in range(EPOCHS)]
-    return tuple(examples / min(side) for side in zip(*times, strict=True))
+    return lambda run: model.fit(data, epochs=1, verbose=0)
 
 
 def main() -> None:
     import tempfile
 
     data, label = data_section()
-    rows = []
+    print(f"MLP 500 hidden on {label}, batch {BATCH}, SGD, {runs()} alternated epochs per setting")
     with tempfile.TemporaryDirectory() as run_dir:
-        for steps in (1, 50):
+        for steps, setting in ((1, "1 step per call"), (50, "50 steps per call")):
             trainer, ours = tftrain_epoch(config_tree(data, steps), f"{run_dir}/{steps}")
-            examples = trainer.dataset.num_examples("train")
-            ours, theirs = fastest_rates(examples, ours, keras_epoch(trainer, steps))
-            rows.append(
-                (
-                    f"{label}, steps per call {steps}",
-                    f"{ours:,.0f}",
-                    f"{theirs:,.0f}",
-                    f"{ours / theirs:.2f}",
-                )
+            compare(
+                "mlp",
+                setting,
+                ours=ours,
+                theirs=keras_epoch(trainer, steps),
+                work=trainer.dataset.num_examples("train"),
+                peer="keras fit",
+                unit="examples/s",
+                data=label,
+                batch=BATCH,
             )
-    print(
-        f"MLP 500 hidden, batch {BATCH}, SGD, fastest of {EPOCHS} alternating epochs "
-        "(examples/second)"
-    )
-    print(table(rows, ("setting", "tftrain", "keras fit", "ratio")))
 
 
 if __name__ == "__main__":

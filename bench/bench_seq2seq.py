@@ -3,21 +3,22 @@
 Same task (the built-in dates task, 8,000 training pairs, bucketed batches of 64 from the same
 `tf.data` pipeline), same network class (bidirectional LSTM encoder, Bahdanau attention, full
 softmax), same optimizer (Adam, global-norm clipping 5). Throughput is target tokens (non-pad
-labels, </s> included) per second. The first epoch of each is a warm-up (tracing); the next
-epochs are timed, alternating between the two so that load from other jobs hits both.
+labels, </s> included) per second. The first epoch of each is a warm-up (tracing); then runs()
+epochs of the two alternate, so that load from other jobs hits both; each pair gives a ratio
+(tftrain target tokens/s over Keras').
 """
 
 from __future__ import annotations
 
 import tempfile
 import warnings
+from functools import partial
 
 import numpy as np
 
-from bench.common import table, timed, train_epoch, warmed_trainer
+from bench.common import compare, runs, train_epoch, warmed_trainer
 
 BATCH = 64
-EPOCHS = 3
 STEPS_PER_LOOP = 20
 
 
@@ -43,7 +44,7 @@ def config_tree() -> dict:
         },
         "train": {
             "batch_size": BATCH,
-            "epochs": EPOCHS + 1,
+            "epochs": runs() + 1,
             "steps_per_loop": STEPS_PER_LOOP,
             "log_every_steps": 10**6,
             "optimizer": {"name": "adam", "learning_rate": 0.005},
@@ -94,23 +95,21 @@ def keras_epoch(model, dataset, epoch: int) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-seq2seq-") as run_dir:
         trainer = warmed_trainer(config_tree(), run_dir)
-        model = keras_model(trainer)
-        ours_seconds = peer_seconds = 0.0
-        # Timed epochs alternate between the two, so load from other processes hits both.
-        for epoch in range(1, EPOCHS + 1):
-            ours_seconds += timed(train_epoch, trainer, epoch)
-            peer_seconds += timed(keras_epoch, model, trainer.dataset, epoch)
-    tokens = EPOCHS * target_tokens(trainer.dataset)
-    ours, peer = tokens / ours_seconds, tokens / peer_seconds
-    rows = [
-        ("tftrain fit loop", f"{ours:,.0f}", "1.00"),
-        ("keras model.fit", f"{peer:,.0f}", f"{peer / ours:.2f}"),
-    ]
-    print(
-        f"seq2seq dates task, {target_tokens(trainer.dataset):,} target tokens per epoch, "
-        f"batch {BATCH}, {EPOCHS} timed epochs"
-    )
-    print(table(rows, ("trainer", "target tokens/s", "ratio to tftrain")))
+        tokens = target_tokens(trainer.dataset)
+        print(
+            f"seq2seq dates task, {tokens:,} target tokens per epoch, batch {BATCH}, "
+            f"{runs()} alternated epochs"
+        )
+        compare(
+            "seq2seq",
+            "bucketed epoch",
+            ours=partial(train_epoch, trainer),
+            theirs=partial(keras_epoch, keras_model(trainer), trainer.dataset),
+            work=tokens,
+            peer="keras fit",
+            unit="target tokens/s",
+            batch=BATCH,
+        )
 
 
 if __name__ == "__main__":
