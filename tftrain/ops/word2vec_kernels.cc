@@ -25,6 +25,7 @@
 #include "tensorflow/core/framework/resource_mgr.h"
 #include "tensorflow/core/framework/resource_var.h"
 #include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/denormal.h"
 #include "tensorflow/core/platform/mutex.h"
 #include "tensorflow/core/util/determinism.h"
 #include "tensorflow/core/util/work_sharder.h"
@@ -297,6 +298,9 @@ class Word2vecTrainTokensOp : public OpKernel {
     const int32_t* words = kept.words.data();
     const int32_t* sentences = kept.sentence.data();
     auto work = [&](int64_t begin, int64_t end) {
+      // Early in training the output vectors are near zero and their products underflow:
+      // denormal arithmetic is many times slower (a third of a first PTB epoch).
+      tensorflow::port::ScopedFlushDenormal flush_denormals;
       std::vector<float> error(dim), hidden(dim);
       double loss = 0, pairs = 0;
       for (int64_t b = begin; b < end; ++b) {
