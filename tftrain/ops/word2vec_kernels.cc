@@ -266,15 +266,25 @@ class Word2vecTrainTokensOp : public OpKernel {
     // One target word and `negatives` noise words against the hidden vector `h`: adds the
     // hidden vector's gradient step to `error` and updates the output rows in place.
     const Tables& table = tables();
-    auto train_pair = [&](const float* h, int32_t target, float* error, Random& random) {
+    // `targets` is scratch space for negatives + 1 ids.
+    auto train_pair = [&](const float* h, int32_t target, float* error, Random& random,
+                          int32_t* targets) {
+      // Draw the noise words first and ask for all their rows at once: each is a random row
+      // of a table larger than the L2 cache, and waiting for them one by one was the op's
+      // largest cost.
+      int count = 0;
+      targets[count++] = target;
+      for (int k = 0; k < negatives_; ++k) {
+        const int32_t word = draw(random);
+        if (word != target) targets[count++] = word;  // as word2vec: skip the target itself
+      }
+      for (int k = 0; k < count; ++k) {
+        const char* row = reinterpret_cast<const char*>(out + static_cast<int64_t>(targets[k]) * dim);
+        for (int64_t line = 0; line < dim * 4; line += 64) __builtin_prefetch(row + line, 1);
+      }
       float loss = 0;
-      for (int k = 0; k <= negatives_; ++k) {
-        int32_t word = target;
-        if (k > 0) {
-          word = draw(random);
-          if (word == target) continue;  // as word2vec: a noise word equal to the target
-        }
-        float* row = out + static_cast<int64_t>(word) * dim;
+      for (int k = 0; k < count; ++k) {
+        float* row = out + static_cast<int64_t>(targets[k]) * dim;
         const float score = Dot(h, row, dim);
         loss += table.Softplus(k == 0 ? -score : score);
         const float g = ((k == 0 ? 1.0f : 0.0f) - table.Sigmoid(score)) * rate;
@@ -302,6 +312,7 @@ class Word2vecTrainTokensOp : public OpKernel {
       // denormal arithmetic is many times slower (a third of a first PTB epoch).
       tensorflow::port::ScopedFlushDenormal flush_denormals;
       std::vector<float> error(dim), hidden(dim);
+      std::vector<int32_t> targets(negatives_ + 1);
       double loss = 0, pairs = 0;
       for (int64_t b = begin; b < end; ++b) {
         const int64_t j = shuffle_ ? order[b] : b;
@@ -313,7 +324,7 @@ class Word2vecTrainTokensOp : public OpKernel {
           for (int64_t c = from; c <= to; ++c) {
             if (c == j || sentences[c] != sentences[j]) continue;
             std::fill(error.begin(), error.end(), 0.0f);
-            loss += train_pair(h, words[c], error.data(), random);
+            loss += train_pair(h, words[c], error.data(), random, targets.data());
             Axpy(1.0f, error.data(), h, dim);
             pairs += 1;
           }
@@ -330,7 +341,7 @@ class Word2vecTrainTokensOp : public OpKernel {
             for (float& value : hidden) value /= context;
           }
           std::fill(error.begin(), error.end(), 0.0f);
-          loss += train_pair(hidden.data(), words[j], error.data(), random);
+          loss += train_pair(hidden.data(), words[j], error.data(), random, targets.data());
           // word2vec.c and gensim add the whole error to every context word (for the mean too).
           for (int64_t c = from; c <= to; ++c) {
             if (c == j || sentences[c] != sentences[j]) continue;
