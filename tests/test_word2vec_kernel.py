@@ -45,9 +45,9 @@ def reference_step(inputs, outputs, tokens, noise_word, negatives, rate, cbow):
         for i, centre in enumerate(sentence):
             words = sentence[max(i - 1, 0) : i] + sentence[i + 1 : i + 2]
             if not cbow:
-                for word in words:
-                    error, total = train(inputs[centre], word)
-                    inputs[centre] += error
+                for word in words:  # the context word's vector predicts the centre
+                    error, total = train(inputs[word], centre)
+                    inputs[word] += error
                     loss, pairs = loss + total, pairs + 1
             elif words:
                 error, total = train(inputs[words].mean(axis=0), centre)

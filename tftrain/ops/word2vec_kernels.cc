@@ -10,14 +10,13 @@
 // tutorial's word2vec_kernels.cc (SkipgramWord2vec + NegTrainWord2vec), for resource
 // variables.
 //
-// Every random choice (keep a word, its window, its noise words, the order of the centres) is
+// Every random choice (keep a word, its window, its noise words) is
 // drawn from a counter-based generator keyed by (seed, position in the batch), so a batch's
 // draws do not depend on the thread that runs it, and a resumed run draws the same.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <numeric>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -55,7 +54,6 @@ REGISTER_OP("Word2vecTrainTokens")
     .Attr("negatives: int >= 1")
     .Attr("cbow: bool = false")
     .Attr("cbow_mean: bool = true")
-    .Attr("shuffle: bool = false")    // visit the centre words in a random order
     .Output("loss_sum: float")        // summed negative-sampling loss of the batch, before updates
     .Output("pairs: float")           // (centre, context) pairs (skip-gram) or examples (CBOW)
     .Output("kept: float")            // words kept by the sub-sampling
@@ -83,7 +81,7 @@ struct Random {
 
 // Streams of random numbers kept apart by salt.
 constexpr uint64_t kKeepSalt = 0x6b656570ULL, kReachSalt = 0x7265616368ULL,
-                   kOrderSalt = 0x6f72646572ULL, kNoiseSalt = 0x6e6f697365ULL;
+                   kNoiseSalt = 0x6e6f697365ULL;
 
 // log(1 + exp(x)) without overflow.
 inline float Softplus(float x) {
@@ -191,7 +189,6 @@ class Word2vecTrainTokensOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("negatives", &negatives_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("cbow", &cbow_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("cbow_mean", &cbow_mean_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("shuffle", &shuffle_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -242,13 +239,6 @@ class Word2vecTrainTokensOp : public OpKernel {
                              Mix(static_cast<uint64_t>(seed.flat<int64_t>()(1))));
     const Kept kept = Subsample(ids, n, keep.flat<float>().data(), key, window_);
     const int64_t count = static_cast<int64_t>(kept.words.size());
-    std::vector<int32_t> order;
-    if (shuffle_) {  // Fisher-Yates, from the batch's seed
-      order.resize(count);
-      std::iota(order.begin(), order.end(), 0);
-      Random random{Mix(key ^ kOrderSalt)};
-      for (int64_t i = count - 1; i > 0; --i) std::swap(order[i], order[random.Next() % (i + 1)]);
-    }
 
     float* in = inputs->tensor()->flat<float>().data();
     float* out = outputs->tensor()->flat<float>().data();
@@ -287,6 +277,9 @@ class Word2vecTrainTokensOp : public OpKernel {
         float* row = out + static_cast<int64_t>(targets[k]) * dim;
         const float score = Dot(h, row, dim);
         loss += table.Softplus(k == 0 ? -score : score);
+        // As gensim: no update outside the sigmoid table's range. (word2vec.c pushes a
+        // saturated wrong score at the full rate, which late in training costs accuracy.)
+        if (score <= -kMaxScore || score >= kMaxScore) continue;
         const float g = ((k == 0 ? 1.0f : 0.0f) - table.Sigmoid(score)) * rate;
         // error += g * row and row += g * h in one pass over the row (three distinct
         // buffers: h is an input vector or a local average, row an output vector).
@@ -314,17 +307,17 @@ class Word2vecTrainTokensOp : public OpKernel {
       std::vector<float> error(dim), hidden(dim);
       std::vector<int32_t> targets(negatives_ + 1);
       double loss = 0, pairs = 0;
-      for (int64_t b = begin; b < end; ++b) {
-        const int64_t j = shuffle_ ? order[b] : b;
+      for (int64_t j = begin; j < end; ++j) {
         Random random{noise_key + static_cast<uint64_t>(j)};
         const int64_t from = std::max<int64_t>(0, j - kept.reach[j]);
         const int64_t to = std::min<int64_t>(count - 1, j + kept.reach[j]);
         if (!cbow_) {
-          float* h = in + static_cast<int64_t>(words[j]) * dim;
+          // As word2vec.c and gensim: each context word's input vector predicts the centre.
           for (int64_t c = from; c <= to; ++c) {
             if (c == j || sentences[c] != sentences[j]) continue;
+            float* h = in + static_cast<int64_t>(words[c]) * dim;
             std::fill(error.begin(), error.end(), 0.0f);
-            loss += train_pair(h, words[c], error.data(), random, targets.data());
+            loss += train_pair(h, words[j], error.data(), random, targets.data());
             Axpy(1.0f, error.data(), h, dim);
             pairs += 1;
           }
@@ -376,7 +369,7 @@ class Word2vecTrainTokensOp : public OpKernel {
 
  private:
   int window_, negatives_;
-  bool cbow_, cbow_mean_, shuffle_;
+  bool cbow_, cbow_mean_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("Word2vecTrainTokens").Device(DEVICE_CPU), Word2vecTrainTokensOp);
