@@ -88,15 +88,6 @@ def build_vocabulary(counts, *, min_count: int, max_vocab: int | None) -> tuple[
     return [w for _, w in kept], [c for c, _ in kept]
 
 
-def keep_probabilities(counts, sample: float) -> np.ndarray:
-    """word2vec's sub-sampling: P(keep) = (sqrt(f / t) + 1) * t / f, t = sample * total."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if not sample:
-        return np.ones_like(counts)
-    threshold = sample * counts.sum()
-    return np.minimum(1.0, (np.sqrt(counts / threshold) + 1.0) * threshold / counts)
-
-
 class WordCorpus(Dataset):
     """Base of the word2vec corpora: subclasses say where each split's text comes from."""
 
@@ -147,7 +138,6 @@ class WordCorpus(Dataset):
             if blocks is not None:
                 held_out, _ = count_words(blocks, lower=config.lower, where=self.where(split))
                 split_words[split] = int(sum(c for w, c in held_out.items() if w in index))
-        keep = keep_probabilities(word_counts, config.sample)
         return DataSpec(
             task=self.task,
             input_shape=(),
@@ -157,7 +147,6 @@ class WordCorpus(Dataset):
                 "counts": [int(c) for c in word_counts],
                 "corpus_tokens": int(tokens),
                 "split_words": split_words,
-                "expected_train_words": float(np.dot(keep, word_counts)),
                 "sample": config.sample,
                 "window": config.window,
                 "lower": config.lower,

@@ -101,8 +101,8 @@ class Word2Vec(Model):
         super().__init__(config, spec)
         counts = np.asarray(spec.extra["counts"], dtype=np.float64)
         noise = noise_distribution(counts, config.sampler, config.noise_power)
+        self.noise = noise
         self.noise_cdf = np.cumsum(noise).astype(np.float32)
-        self.noise_accept, self.noise_alias = alias_table(noise)
         # Sub-sampling, a data setting: the corpus counted the words, the model draws.
         self.keep = keep_probabilities(counts, spec.extra.get("sample", 0.0)).astype(np.float32)
         self.window = int(spec.extra["window"])
@@ -162,6 +162,9 @@ class Word2Vec(Model):
 
         try:
             self.fused_step = ops.load("word2vec").word2vec_train_tokens
+            # Only the fused kernel draws from the alias table: built here, not at start-up
+            # (a Python pass over the vocabulary that eval, predict and export do not need).
+            self.noise_accept, self.noise_alias = alias_table(self.noise)
         except ops.OpBuildError as error:
             if kernel == "fused":
                 raise TrainingError(f"model.kernel: fused is unavailable here: {error}") from error
