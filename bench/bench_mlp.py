@@ -11,9 +11,11 @@ once, so each timed `fit` call is one epoch.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from bench.common import SHARED_DATA, compare, runs
+from bench.common import SHARED_DATA, compare, runs, train_epoch, warmed_trainer
 
 BATCH = 100
 
@@ -39,21 +41,6 @@ def data_section() -> tuple[dict, str]:
     if (mnist / "train-images-idx3-ubyte.gz").exists():
         return {"type": "idx", "path": str(mnist)}, "MNIST 55k"
     return {"type": "digits", "test_fraction": 0.0, "valid_fraction": 0.0}, "digits 1.4k"
-
-
-def tftrain_epoch(tree: dict, run_dir: str):
-    """A trainer warmed up by one epoch, and a function that trains one more epoch."""
-    from tftrain.config import config_from_dict
-    from tftrain.runners.trainer import Trainer
-
-    trainer = Trainer(config_from_dict(tree), run_dir, quiet=True)
-    trainer.loop.run_epoch("train", training=True)  # warm-up: traces the step
-
-    def epoch(run: int) -> None:
-        trainer.state.step_in_epoch.assign(0)
-        trainer.loop.run_epoch("train", training=True)
-
-    return trainer, epoch
 
 
 def keras_epoch(trainer, steps_per_execution: int):
@@ -97,11 +84,11 @@ def main() -> None:
     print(f"MLP 500 hidden on {label}, batch {BATCH}, SGD, {runs()} alternated epochs per setting")
     with tempfile.TemporaryDirectory() as run_dir:
         for steps, setting in ((1, "1 step per call"), (50, "50 steps per call")):
-            trainer, ours = tftrain_epoch(config_tree(data, steps), f"{run_dir}/{steps}")
+            trainer = warmed_trainer(config_tree(data, steps), f"{run_dir}/{steps}")
             compare(
                 "mlp",
                 setting,
-                ours=ours,
+                ours=partial(train_epoch, trainer),
                 theirs=keras_epoch(trainer, steps),
                 work=trainer.dataset.num_examples("train"),
                 peer="keras fit",
