@@ -73,8 +73,8 @@ def keras_epoch(trainer, steps_per_execution: int):
         .batch(BATCH)
         .prefetch(tf.data.AUTOTUNE)
     )
-    model.fit(data, epochs=1, verbose=0)  # warm-up
-    return lambda run: model.fit(data, epochs=1, verbose=0)
+    model.fit(data, epochs=1, shuffle=False, verbose=0)  # warm-up
+    return lambda run: model.fit(data, epochs=1, shuffle=False, verbose=0)
 
 
 def main() -> None:

@@ -89,7 +89,8 @@ def keras_model(trainer):
 
 
 def keras_epoch(model, dataset, epoch: int) -> None:
-    model.fit(dataset.batches("train", BATCH, epoch=epoch, shuffle=True), epochs=1, verbose=0)
+    batches = dataset.batches("train", BATCH, epoch=epoch, shuffle=True)
+    model.fit(batches, epochs=1, shuffle=False, verbose=0)  # the batches are shuffled already
 
 
 def main() -> None:

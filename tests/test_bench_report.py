@@ -112,3 +112,15 @@ def test_compare_times_alternated_runs_and_ratio_is_tftrain_over_peer(tmp_path, 
     assert entry["runs"] == 3 and 1.0 < entry["min"] <= entry["median"] <= entry["max"]
     assert entry["details"]["tftrain_rate"] > entry["details"]["peer_rate"]
     assert json.loads(log.read_text()) == entry
+
+
+def test_analogy_summary_compares_means_with_standard_errors(capsys):
+    from bench.bench_word2vec import analogy_summary
+
+    summary = analogy_summary({"tftrain": [2.0, 3.0, 4.0], "gensim": [3.0, 3.0, 3.0, 3.0]})
+    assert summary["tftrain_analogy_mean"] == 3.0 and summary["gensim_analogy_mean"] == 3.0
+    assert abs(summary["tftrain_analogy_error"] - 1.0 / 3**0.5) < 1e-12
+    assert summary["gensim_analogy_error"] == 0.0
+    assert summary["analogy_difference"] == 0.0
+    assert abs(summary["analogy_difference_error"] - 1.0 / 3**0.5) < 1e-12
+    assert "+0.00 ± 0.58 points" in capsys.readouterr().out
