@@ -9,7 +9,7 @@ import numpy as np
 
 from tftrain.data.archives import check_npy, check_npz
 from tftrain.data.base import DataSpec
-from tftrain.data.tabular import check_finite, csv_rows
+from tftrain.data.tabular import check_finite, csv_rows, is_number
 from tftrain.errors import ConfigError, DataError
 
 
@@ -62,7 +62,7 @@ def _from_csv(path: Path, spec: DataSpec, delimiter: str) -> np.ndarray:
         raise DataError(f"{path} is empty")
     header = [f"column{i}" for i in range(len(rows[0][1]))]
     columns = list(range(len(header)))
-    if not all(_is_number(v) for v in rows[0][1]):
+    if not all(is_number(v) for v in rows[0][1]):
         header, rows = rows[0][1], rows[1:]
         columns = list(range(len(header)))
         names = spec.feature_names or []
@@ -81,11 +81,3 @@ def _from_csv(path: Path, spec: DataSpec, delimiter: str) -> np.ndarray:
         x = np.asarray(values, dtype=np.float32)
     check_finite(x, path, rows, [header[i] for i in columns], columns)
     return x
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False

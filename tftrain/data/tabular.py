@@ -120,6 +120,7 @@ def column_index(label_column, names: list, path: Path) -> int:
 
 
 def is_number(text: str) -> bool:
+    """Whether a cell reads as a number (as `float` reads it: "1e3", " 2 ", "nan", "inf")."""
     try:
         float(text)
         return True

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from tftrain.data.tabular import is_number
 from tftrain.errors import ConfigError, DataError, decode_utf8
 
 DELIMITERS = ",\t;|"
@@ -82,14 +83,6 @@ def parse_rows(text: str, path: Path, delimiter: str) -> list[tuple[int, list[st
     except csv.Error as error:
         raise DataError(f"{path}, line {reader.line_num}: not valid CSV: {error}") from None
     return rows
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def few_values(column: list[str]) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from tftrain.data.tabular import is_number
 from tftrain.errors import DataError, decode_utf8
 
 SAMPLE_BYTES = 1 << 20  # profile the first MiB: enough rows to judge, fast on any file
@@ -81,14 +82,6 @@ def count_newlines(source) -> int:
     while block := source.read(1 << 22):
         count, last = count + block.count(b"\n"), block[-1:]
     return count + (last != b"\n")
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def is_time(text: str) -> bool:
