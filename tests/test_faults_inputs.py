@@ -96,6 +96,26 @@ def test_large_special_and_deep_config_files_are_refused(cli, write_config, tmp_
     assert not (tmp_path / "runs").exists()
 
 
+def test_paths_the_system_refuses_are_usage_errors(cli, write_config, tmp_path):
+    """Too long or under a file: the config, a run to evaluate, a run to create."""
+    long = tmp_path / ("x" * 300)
+    text = check_clean(cli("fit", f"{long}.yaml", expect=None), 2, "cannot read config file")
+    assert "File name too long" in text and len(text) < 400
+    text = check_clean(cli("eval", long, expect=None), 2, "cannot use run directory")
+    assert "File name too long" in text and len(text) < 400
+    config = write_config(BASE)
+    text = check_clean(
+        cli("fit", config, "--run-dir", long, expect=None), 2, "cannot create run directory"
+    )
+    assert "File name too long" in text and len(text) < 400
+    under_a_file = config / "run"
+    check_clean(
+        cli("fit", config, "--run-dir", under_a_file, expect=None),
+        2,
+        f"cannot create run directory {under_a_file}: Not a directory",
+    )
+
+
 def test_errors_never_quote_an_included_files_content(cli, write_config):
     secret = "hunter2-Sesame"
     write_config(f"root:{secret}:20228:0:99999:7:::\nbin:*:20228::\n", name="shadow")

@@ -39,8 +39,11 @@ def shipped_config(name) -> Path | None:
 def resolve_config(name) -> Path:
     """The config file `name` means: a file that exists wins, then a shipped config's name."""
     path = Path(name)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except OSError:
+        return path  # a name the system refuses (too long, ...): the reader says why
     found = shipped_config(name)
     if found:
         return found

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import platform
 import sys
 import time
 from pathlib import Path
 
+from tftrain.config_reader import shorten
 from tftrain.data.base import DataSpec
 from tftrain.errors import ConfigError, TftrainError
+
+# mkdir failures that come from the path the user gave, not from the machine (a full disk).
+PATH_ERRORS = {
+    errno.ENAMETOOLONG,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EINVAL,
+}
 
 
 class RunDir:
@@ -51,7 +64,15 @@ class RunDir:
         return self.path / "export"
 
     def create(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            if error.errno not in PATH_ERRORS:
+                raise
+            raise ConfigError(
+                f"usage error: cannot create run directory {shorten(self.path)}: "
+                f"{error.strerror}; pass another --run-dir"
+            ) from None
 
     def lock(self) -> RunLock:
         """An exclusive lock on this run directory for one training process."""
@@ -59,7 +80,13 @@ class RunDir:
 
     def require(self) -> None:
         """A run directory another command can use: it must hold the resolved config."""
-        if not self.config_file.exists():
+        try:
+            found = self.config_file.is_file()
+        except OSError as error:  # a name the system refuses, e.g. too long
+            raise ConfigError(
+                f"usage error: cannot use run directory {shorten(self.path)}: {error.strerror}"
+            ) from None
+        if not found:
             raise ConfigError(
                 f"usage error: {self.path} is not a tftrain run directory (no config.yaml); "
                 f"pass the --run-dir that `tftrain fit` used"
